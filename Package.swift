@@ -1,0 +1,48 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings shared by every target: Swift 6 language mode with complete concurrency checking,
+/// plus the upcoming features the project relies on. Spelling matters: an unknown feature name
+/// is ignored silently.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+]
+
+let package = Package(
+    name: "saga-orchestrator",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SagaCore", targets: ["SagaCore"]),
+        .library(name: "SagaDefinitions", targets: ["SagaDefinitions"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // The pure core: definitions, the saga state machine, retry policies, durations, JSON values.
+        // Imports nothing but the standard library and Foundation.
+        .target(name: "SagaCore"),
+        // Reads saga definition files (YAML or JSON) and validates them into `SagaDefinition`s.
+        .target(
+            name: "SagaDefinitions",
+            dependencies: ["SagaCore", .product(name: "Yams", package: "Yams")]
+        ),
+        .testTarget(
+            name: "SagaCoreTests",
+            dependencies: ["SagaCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "SagaDefinitionsTests",
+            dependencies: ["SagaCore", "SagaDefinitions"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
+}

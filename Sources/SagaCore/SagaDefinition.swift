@@ -1,0 +1,182 @@
+/// A saga type: a name, a version and the steps to run in order.
+///
+/// In-flight sagas keep the version they started with; a new version is a new definition.
+public struct SagaDefinition: Sendable, Hashable {
+    /// The saga type's name, e.g. `order-fulfillment`.
+    public var name: String
+    /// The version, from 1.
+    public var version: Int
+    /// What the saga does, for people.
+    public var description: String?
+    /// When set, a saga still running this long after its start is compensated.
+    public var deadline: SagaDuration?
+    /// The top-level steps, run in order.
+    public var steps: [StepDefinition]
+
+    public init(
+        name: String, version: Int, description: String? = nil, deadline: SagaDuration? = nil,
+        steps: [StepDefinition]
+    ) {
+        self.name = name
+        self.version = version
+        self.description = description
+        self.deadline = deadline
+        self.steps = steps
+    }
+
+    /// The index of the pivot step among ``steps``, when there is one.
+    public var pivotIndex: Int? { steps.firstIndex(where: \.isPivot) }
+
+    /// Every command step by name, the members of parallel groups included.
+    public func commandStep(named name: String) -> CommandStep? {
+        for step in steps {
+            switch step.kind {
+            case .command(let command) where step.name == name: return command
+            case .parallel(let group):
+                if let member = group.steps.first(where: { $0.name == name }) { return member.command }
+            case .command, .signal, .sleep: continue
+            }
+        }
+        return nil
+    }
+
+    /// The names of every step, members of parallel groups included, in definition order.
+    public var allStepNames: [String] {
+        steps.flatMap { step -> [String] in
+            if case .parallel(let group) = step.kind { return [step.name] + group.steps.map(\.name) }
+            return [step.name]
+        }
+    }
+}
+
+/// One top-level step of a saga definition.
+public struct StepDefinition: Sendable, Hashable {
+    /// What the step does.
+    public enum Kind: Sendable, Hashable {
+        /// Send a command to a participant and wait for its reply.
+        case command(CommandStep)
+        /// Wait for an external signal.
+        case signal(SignalStep)
+        /// Sleep on a durable timer.
+        case sleep(SleepStep)
+        /// Run several command steps at once; done when all are done.
+        case parallel(ParallelGroup)
+    }
+
+    /// The step's name, unique within the definition.
+    public var name: String
+    /// When set, the step runs only if the condition holds over the saga's data; else it is skipped.
+    public var when: Condition?
+    /// Marks the pivot: once it completes, later failures are retried forward, never compensated.
+    public var isPivot: Bool
+    /// What the step does.
+    public var kind: Kind
+
+    public init(name: String, when: Condition? = nil, isPivot: Bool = false, kind: Kind) {
+        self.name = name
+        self.when = when
+        self.isPivot = isPivot
+        self.kind = kind
+    }
+}
+
+/// A step that sends a command to a participant and waits for its reply.
+public struct CommandStep: Sendable, Hashable {
+    /// The participant that owns the step; its command topic is derived from this name.
+    public var participant: String
+    /// The command type the participant receives, e.g. `inventory.reserve`.
+    public var command: String
+    /// The command type that undoes it, e.g. `inventory.release`; `nil` when nothing needs undoing.
+    public var compensation: String?
+    /// How long one attempt of the action may take before it counts as timed out.
+    public var timeout: SagaDuration
+    /// How long one attempt of the compensation may take; the action's timeout when `nil`.
+    public var compensationTimeout: SagaDuration?
+    /// Retries of the action.
+    public var retry: RetryPolicy
+    /// Retries of the compensation: a separate budget.
+    public var compensationRetry: RetryPolicy
+    /// Error codes that fail the step at once, whatever the reply says about retrying.
+    public var nonRetryableErrors: Set<String>
+
+    public init(
+        participant: String, command: String, compensation: String? = nil, timeout: SagaDuration = .seconds(30),
+        compensationTimeout: SagaDuration? = nil, retry: RetryPolicy = .defaultExecute,
+        compensationRetry: RetryPolicy = .defaultCompensate, nonRetryableErrors: Set<String> = []
+    ) {
+        self.participant = participant
+        self.command = command
+        self.compensation = compensation
+        self.timeout = timeout
+        self.compensationTimeout = compensationTimeout
+        self.retry = retry
+        self.compensationRetry = compensationRetry
+        self.nonRetryableErrors = nonRetryableErrors
+    }
+}
+
+/// A step that waits for any one of several named signals.
+public struct SignalStep: Sendable, Hashable {
+    /// What happens when no signal came in time.
+    public enum TimeoutAction: String, Sendable, Hashable, CaseIterable {
+        /// The saga compensates.
+        case compensate
+        /// The saga goes on without the signal.
+        case `continue`
+    }
+
+    /// The signal names that end the wait; the first to arrive wins.
+    public var signals: [String]
+    /// How long to wait.
+    public var timeout: SagaDuration
+    /// What a timeout does.
+    public var onTimeout: TimeoutAction
+    /// When the signal's payload makes this condition true, the saga compensates (an approval that
+    /// says no). The payload is readable as `signals.<name>`.
+    public var failWhen: Condition?
+
+    public init(
+        signals: [String], timeout: SagaDuration, onTimeout: TimeoutAction = .compensate, failWhen: Condition? = nil
+    ) {
+        self.signals = signals
+        self.timeout = timeout
+        self.onTimeout = onTimeout
+        self.failWhen = failWhen
+    }
+}
+
+/// A step that sleeps on a durable timer.
+public struct SleepStep: Sendable, Hashable {
+    /// How long to sleep.
+    public var duration: SagaDuration
+
+    public init(duration: SagaDuration) {
+        self.duration = duration
+    }
+}
+
+/// Command steps that run at the same time.
+public struct ParallelGroup: Sendable, Hashable {
+    /// One member of the group.
+    public struct Member: Sendable, Hashable {
+        /// The member's name, unique within the whole definition.
+        public var name: String
+        /// When set, the member runs only if the condition holds.
+        public var when: Condition?
+        /// What the member sends.
+        public var command: CommandStep
+
+        public init(name: String, when: Condition? = nil, command: CommandStep) {
+            self.name = name
+            self.when = when
+            self.command = command
+        }
+    }
+
+    /// The members, at least two.
+    public var steps: [Member]
+
+    public init(steps: [Member]) {
+        self.steps = steps
+    }
+}

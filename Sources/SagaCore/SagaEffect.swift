@@ -1,0 +1,185 @@
+/// What a transition asks the outside world to do. The engine writes them in the same transaction as
+/// the new state: commands and lifecycle events as outbox rows, timers as timer rows, everything as
+/// history.
+public enum SagaEffect: Sendable, Hashable, Codable {
+    /// Send a command (or compensation) to a participant.
+    case send(StepCommand)
+    /// Set a durable timer.
+    case schedule(SagaTimer)
+    /// Remove a timer that is no longer needed.
+    case cancelTimer(id: String)
+    /// Publish a lifecycle event.
+    case publish(SagaLifecycleEvent)
+    /// Tell the sender what became of a signal.
+    case signalOutcome(SignalOutcome)
+    /// Record something in the saga's history that sends nothing: a late reply, a stale timer.
+    case note(SagaNote)
+}
+
+/// A command for a participant.
+public struct StepCommand: Sendable, Hashable, Codable {
+    /// The saga it belongs to.
+    public var sagaID: String
+    /// The saga's definition name.
+    public var definitionName: String
+    /// The step.
+    public var step: String
+    /// Do or undo.
+    public var action: StepAction
+    /// The participant that owns the step.
+    public var participant: String
+    /// The command type, e.g. `payments.charge` or `payments.refund`.
+    public var commandType: String
+    /// Stable across retries of this action: participants deduplicate by it.
+    public var idempotencyKey: String
+    /// The idempotency key of the step's action; on a compensation it names what is undone.
+    public var actionKey: String
+    /// The attempt number, from 1.
+    public var attempt: Int
+    /// When the orchestrator stops waiting for this attempt's reply.
+    public var deadline: SagaTimestamp
+    /// For an action: `{input, steps, signals}`; for a compensation: `{input, result}` with the result
+    /// of the action it undoes.
+    public var payload: JSONValue
+}
+
+/// What became of a signal.
+public struct SignalOutcome: Sendable, Hashable, Codable {
+    /// The outcome.
+    public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Kept until a step waits for it.
+        case buffered
+        /// Used by a waiting step.
+        case consumed
+        /// Refused; ``SignalOutcome/reason`` says why.
+        case rejected
+        /// Buffered, but the saga finished before any step used it.
+        case expired
+    }
+
+    public var signalID: String
+    public var name: String
+    public var kind: Kind
+    /// The step that consumed it, for `consumed`.
+    public var step: String?
+    /// Why, for `rejected` and `expired`.
+    public var reason: String?
+}
+
+/// A lifecycle event, published for listeners and kept as the saga's timeline.
+public struct SagaLifecycleEvent: Sendable, Hashable, Codable {
+    /// What happened.
+    public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
+        case sagaStarted = "saga.started"
+        case startDuplicate = "saga.start-duplicate"
+        case stepStarted = "step.started"
+        case stepCompleted = "step.completed"
+        case stepFailed = "step.failed"
+        case stepTimedOut = "step.timed-out"
+        case stepRetryScheduled = "step.retry-scheduled"
+        case stepSkipped = "step.skipped"
+        case waitingForSignal = "step.waiting-for-signal"
+        case sleeping = "step.sleeping"
+        case compensating = "saga.compensating"
+        case compensationStarted = "step.compensation-started"
+        case stepCompensated = "step.compensated"
+        case compensationFailed = "step.compensation-failed"
+        case sagaCompleted = "saga.completed"
+        case sagaCompensated = "saga.compensated"
+        case sagaCancelled = "saga.cancelled"
+        case sagaAborted = "saga.aborted"
+        case sagaFailed = "saga.failed"
+        case sagaResumed = "saga.resumed"
+        case requestRejected = "saga.request-rejected"
+    }
+
+    public var kind: Kind
+    /// The step concerned, when there is one.
+    public var step: String?
+    /// The attempt concerned, when there is one.
+    public var attempt: Int?
+    /// The error concerned, when there is one.
+    public var error: StepError?
+    /// A short explanation: why the saga compensates, why a request was refused, which signals a
+    /// step waits for.
+    public var reason: String?
+    /// A time the event announces: when a retry or a timeout is due.
+    public var until: SagaTimestamp?
+    /// For a duplicate start: whether the repeated start carried a different input.
+    public var conflict: Bool?
+
+    public init(
+        kind: Kind, step: String? = nil, attempt: Int? = nil, error: StepError? = nil, reason: String? = nil,
+        until: SagaTimestamp? = nil, conflict: Bool? = nil
+    ) {
+        self.kind = kind
+        self.step = step
+        self.attempt = attempt
+        self.error = error
+        self.reason = reason
+        self.until = until
+        self.conflict = conflict
+    }
+}
+
+/// A fact for the history that changes nothing: counted and shown, never fatal.
+public struct SagaNote: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
+        /// A reply for an attempt that is no longer awaited (it timed out, or the saga moved on).
+        case lateReply = "late-reply"
+        /// A success for an earlier attempt of a step still waiting: accepted, since every attempt
+        /// carries the same idempotency key.
+        case earlierAttemptAccepted = "earlier-attempt-accepted"
+        /// A success for a step that was not in the compensation set: it joins it.
+        case lateSuccessJoinsCompensation = "late-success-joins-compensation"
+        /// A success arrived after the saga finished for a step never compensated: an operator should look.
+        case lateSuccessAfterFinish = "late-success-after-finish"
+        /// The same reply again.
+        case duplicateReply = "duplicate-reply"
+        /// A reply naming a step the definition does not have.
+        case unknownStep = "unknown-step"
+        /// A reply for an attempt that was never sent.
+        case unknownAttempt = "unknown-attempt"
+        /// A reply whose idempotency key does not match its saga, step and action: refused.
+        case keyMismatch = "key-mismatch"
+        /// A timer that is no longer set fired (a duplicate firing, or one cancelled in a race).
+        case staleTimer = "stale-timer"
+        /// A signal id seen before.
+        case duplicateSignal = "duplicate-signal"
+        /// The deadline passed after the pivot: the saga goes on forward.
+        case deadlineAfterPivot = "deadline-after-pivot"
+        /// The deadline passed while compensating: the compensation goes on.
+        case deadlineWhileCompensating = "deadline-while-compensating"
+        /// A step in the compensation set has no compensation to run.
+        case noCompensationDefined = "no-compensation-defined"
+        /// An event for a saga of another definition version.
+        case definitionMismatch = "definition-mismatch"
+    }
+
+    public var kind: Kind
+    public var step: String?
+    public var attempt: Int?
+    public var detail: String?
+
+    public init(kind: Kind, step: String? = nil, attempt: Int? = nil, detail: String? = nil) {
+        self.kind = kind
+        self.step = step
+        self.attempt = attempt
+        self.detail = detail
+    }
+}
+
+/// The outcome of a transition: the saga's new state and the effects to carry out.
+public struct SagaTransition: Sendable, Hashable {
+    public var saga: SagaInstance
+    public var effects: [SagaEffect]
+}
+
+/// Idempotency keys of step actions: derived from saga id, step and action, stable across retries of
+/// that action. An operator's retry after a non-retryable failure adds a generation, so the participant
+/// does not answer with the failure it stored.
+public enum IdempotencyKey {
+    public static func make(sagaID: String, step: String, action: StepAction, generation: Int = 0) -> String {
+        generation == 0 ? "\(sagaID):\(step):\(action.rawValue)" : "\(sagaID):\(step):\(action.rawValue):\(generation)"
+    }
+}

@@ -1,0 +1,762 @@
+/// The saga state machine: pure and deterministic. It reads no clock and no random source: `now`
+/// comes in, jitter is derived from the saga, step and attempt. The same events in the same order
+/// always give the same states and effects.
+///
+/// Every rule of the saga model lives here: attempt timeouts and retries with backoff,
+/// non-retryable errors, `when` skips, the pivot and forward recovery after it, the saga deadline,
+/// cancel and abort, compensation in reverse order of taking effect (a timed-out attempt included),
+/// operator retry of a failed saga, signal buffering and outcomes, late and unknown replies.
+public enum SagaMachine {
+    /// Begins a new saga: records it, sets its deadline and starts its first step.
+    ///
+    /// - Parameters:
+    ///   - id: the saga's id, chosen by the caller (the engine makes a UUID).
+    ///   - definition: the validated definition, whose version the saga keeps.
+    ///   - input: the start's input.
+    ///   - now: the current time.
+    public static func start(id: String, definition: SagaDefinition, input: JSONValue, now: SagaTimestamp)
+        -> SagaTransition
+    {
+        var steps: [StepState] = []
+        steps.reserveCapacity(definition.allStepNames.count)
+        for name in definition.allStepNames { steps.append(StepState(name: name)) }
+        let saga = SagaInstance(
+            id: id, definitionName: definition.name, definitionVersion: definition.version, status: .running,
+            input: input, cursor: 0, steps: steps, signals: [:], seenSignalIDs: [], bufferedSignals: [],
+            timers: [], compensation: nil, pastPivot: false, failure: nil, effectCounter: 0, createdAt: now,
+            updatedAt: now)
+        var runner = Runner(saga: saga, definition: definition, now: now)
+        runner.publish(.sagaStarted)
+        if let deadline = definition.deadline {
+            runner.schedule(SagaTimer(id: "saga:deadline", kind: .deadline, dueAt: now + deadline))
+        }
+        runner.advance()
+        return runner.transition
+    }
+
+    /// Applies one event to a saga and returns its new state and the effects to carry out.
+    ///
+    /// Never traps: an event that does not fit (a late reply, a stale timer, a signal for a finished
+    /// saga) leaves the state as it was and yields a note or a rejection.
+    public static func apply(
+        _ event: SagaEvent, to saga: SagaInstance, definition: SagaDefinition, now: SagaTimestamp
+    ) -> SagaTransition {
+        var runner = Runner(saga: saga, definition: definition, now: now)
+        guard definition.name == saga.definitionName, definition.version == saga.definitionVersion,
+            definition.allStepNames.count == saga.steps.count
+        else {
+            runner.note(
+                .definitionMismatch,
+                detail: "saga runs \(saga.definitionName) v\(saga.definitionVersion), got \(definition.name) v\(definition.version)")
+            return runner.transition
+        }
+        switch event {
+        case .start(let input): runner.duplicateStart(input: input)
+        case .reply(let reply): runner.reply(reply)
+        case .signal(let signal): runner.signal(signal)
+        case .timerFired(let timerID): runner.timerFired(timerID)
+        case .cancel(let reason): runner.cancel(reason: reason)
+        case .abort(let reason): runner.abort(reason: reason)
+        case .retry(let reason): runner.retry(reason: reason)
+        }
+        if runner.saga != saga { runner.saga.updatedAt = now }
+        return runner.transition
+    }
+}
+
+/// One transition in progress: the saga being changed and the effects collected so far.
+struct Runner {
+    var saga: SagaInstance
+    let definition: SagaDefinition
+    let now: SagaTimestamp
+    var effects: [SagaEffect] = []
+
+    init(saga: SagaInstance, definition: SagaDefinition, now: SagaTimestamp) {
+        self.saga = saga
+        self.definition = definition
+        self.now = now
+        effects.reserveCapacity(6)
+    }
+
+    var transition: SagaTransition { SagaTransition(saga: saga, effects: effects) }
+
+    // MARK: effects
+
+    mutating func publish(
+        _ kind: SagaLifecycleEvent.Kind, step: String? = nil, attempt: Int? = nil, error: StepError? = nil,
+        reason: String? = nil, until: SagaTimestamp? = nil, conflict: Bool? = nil
+    ) {
+        effects.append(
+            .publish(
+                SagaLifecycleEvent(
+                    kind: kind, step: step, attempt: attempt, error: error, reason: reason, until: until,
+                    conflict: conflict)))
+    }
+
+    mutating func note(_ kind: SagaNote.Kind, step: String? = nil, attempt: Int? = nil, detail: String? = nil) {
+        effects.append(.note(SagaNote(kind: kind, step: step, attempt: attempt, detail: detail)))
+    }
+
+    mutating func schedule(_ timer: SagaTimer) {
+        saga.timers.append(timer)
+        effects.append(.schedule(timer))
+    }
+
+    mutating func cancelTimer(_ id: String) {
+        guard let index = saga.timers.firstIndex(where: { $0.id == id }) else { return }
+        saga.timers.remove(at: index)
+        effects.append(.cancelTimer(id: id))
+    }
+
+    mutating func cancelAllTimers() {
+        for timer in saga.timers { effects.append(.cancelTimer(id: timer.id)) }
+        saga.timers.removeAll()
+    }
+
+    mutating func signalOutcome(
+        _ signal: SignalDelivery, _ kind: SignalOutcome.Kind, step: String? = nil, reason: String? = nil
+    ) {
+        effects.append(
+            .signalOutcome(SignalOutcome(signalID: signal.id, name: signal.name, kind: kind, step: step, reason: reason)))
+    }
+
+    // MARK: looking things up
+
+    func index(of step: String) -> Int? { saga.stepIndex(step) }
+
+    /// The index among the definition's top-level steps of the step (or group) that holds `name`.
+    func topLevelIndex(of name: String) -> Int? {
+        definition.steps.firstIndex { step in
+            if step.name == name { return true }
+            if case .parallel(let group) = step.kind { return group.steps.contains { $0.name == name } }
+            return false
+        }
+    }
+
+    func isAfterPivot(_ name: String) -> Bool {
+        guard let pivot = definition.pivotIndex, let index = topLevelIndex(of: name) else { return false }
+        return index > pivot
+    }
+
+    func key(_ state: StepState, _ action: StepAction) -> String {
+        IdempotencyKey.make(
+            sagaID: saga.id, step: state.name, action: action,
+            generation: action == .execute ? state.executeGeneration : state.compensateGeneration)
+    }
+
+    static func timerID(_ step: String, _ action: StepAction, _ attempt: Int, _ kind: SagaTimer.Kind) -> String {
+        "\(step):\(action.rawValue):\(attempt):\(kind == .attemptTimeout ? "timeout" : "retry")"
+    }
+
+    mutating func nextEffectOrder() -> Int {
+        saga.effectCounter += 1
+        return saga.effectCounter
+    }
+
+    // MARK: moving forward
+
+    /// Starts the step at the cursor, skipping steps whose `when` is false, until something waits;
+    /// completes the saga when no step is left.
+    mutating func advance() {
+        while saga.cursor < definition.steps.count {
+            let step = definition.steps[saga.cursor]
+            guard let index = index(of: step.name) else { return }
+            if let when = step.when, !when.evaluate(saga.data) {
+                skip(index)
+                saga.cursor += 1
+                continue
+            }
+            saga.steps[index].startedAt = now
+            saga.steps[index].status = .running
+            switch step.kind {
+            case .command(let command):
+                saga.status = .running
+                beginExecute(index, command)
+                return
+            case .parallel(let group):
+                saga.status = .running
+                var started = false
+                for member in group.steps {
+                    guard let memberIndex = self.index(of: member.name) else { continue }
+                    if let when = member.when, !when.evaluate(saga.data) {
+                        skip(memberIndex)
+                    } else {
+                        saga.steps[memberIndex].startedAt = now
+                        beginExecute(memberIndex, member.command)
+                        started = true
+                    }
+                }
+                if started { return }
+                completeTopLevel(index)
+            case .signal(let wait):
+                if let buffered = saga.bufferedSignals.firstIndex(where: { wait.signals.contains($0.name) }) {
+                    let signal = saga.bufferedSignals.remove(at: buffered)
+                    let delivery = SignalDelivery(id: signal.id, name: signal.name, payload: signal.payload)
+                    if !consume(delivery, stepIndex: index, wait: wait) { return }
+                    continue
+                }
+                saga.status = .waiting
+                let due = now + wait.timeout
+                schedule(SagaTimer(id: "\(step.name):signal", kind: .signalTimeout, step: step.name, dueAt: due))
+                publish(.waitingForSignal, step: step.name, reason: wait.signals.joined(separator: ","), until: due)
+                return
+            case .sleep(let sleep):
+                saga.status = .sleeping
+                let due = now + sleep.duration
+                schedule(SagaTimer(id: "\(step.name):sleep", kind: .sleep, step: step.name, dueAt: due))
+                publish(.sleeping, step: step.name, until: due)
+                return
+            }
+        }
+        saga.status = .completed
+        publish(.sagaCompleted)
+        finish()
+    }
+
+    mutating func skip(_ index: Int) {
+        saga.steps[index].status = .skipped
+        saga.steps[index].finishedAt = now
+        publish(.stepSkipped, step: saga.steps[index].name)
+    }
+
+    /// A top-level step (or group) finished: mark the pivot, move the cursor, go on.
+    mutating func completeTopLevel(_ index: Int) {
+        let name = saga.steps[index].name
+        if saga.steps[index].status != .completed {
+            saga.steps[index].status = .completed
+            saga.steps[index].finishedAt = now
+        }
+        if let top = topLevelIndex(of: name), definition.steps[top].isPivot { saga.pastPivot = true }
+        saga.cursor += 1
+        advance()
+    }
+
+    mutating func beginExecute(_ index: Int, _ command: CommandStep) {
+        saga.steps[index].attempt += 1
+        saga.steps[index].status = .running
+        let state = saga.steps[index]
+        let attempt = state.attempt
+        saga.steps[index].inFlight = attempt
+        let deadline = now + command.timeout
+        let executeKey = key(state, .execute)
+        effects.append(
+            .send(
+                StepCommand(
+                    sagaID: saga.id, definitionName: saga.definitionName, step: state.name, action: .execute,
+                    participant: command.participant, commandType: command.command, idempotencyKey: executeKey,
+                    actionKey: executeKey, attempt: attempt, deadline: deadline, payload: saga.data)))
+        schedule(
+            SagaTimer(
+                id: Self.timerID(state.name, .execute, attempt, .attemptTimeout), kind: .attemptTimeout,
+                step: state.name, action: .execute, attempt: attempt, dueAt: deadline))
+        publish(.stepStarted, step: state.name, attempt: attempt, until: deadline)
+    }
+
+    /// A command step's action succeeded.
+    mutating func completeCommand(_ index: Int, result: JSONValue) {
+        saga.steps[index].status = .completed
+        saga.steps[index].result = result
+        saga.steps[index].inFlight = nil
+        saga.steps[index].mayHaveTakenEffect = true
+        saga.steps[index].effectOrder = nextEffectOrder()
+        saga.steps[index].finishedAt = now
+        let name = saga.steps[index].name
+        publish(.stepCompleted, step: name, attempt: saga.steps[index].attempt)
+        guard let top = topLevelIndex(of: name) else { return }
+        if definition.steps[top].name == name {
+            completeTopLevel(index)
+            return
+        }
+        // A member of a parallel group: the group is done when no member is still going.
+        guard case .parallel(let group) = definition.steps[top].kind else { return }
+        let done = group.steps.allSatisfy { member in
+            let status = saga.step(member.name)?.status
+            return status == .completed || status == .skipped
+        }
+        if done, let groupIndex = self.index(of: definition.steps[top].name) {
+            publish(.stepCompleted, step: definition.steps[top].name)
+            completeTopLevel(groupIndex)
+        }
+    }
+
+    /// A failure reply or a timeout of the action: retry within the budget (always after the pivot),
+    /// else fail the step and compensate.
+    mutating func executeFailed(_ index: Int, _ command: CommandStep, error: StepError) {
+        saga.steps[index].lastError = error
+        saga.steps[index].inFlight = nil
+        let state = saga.steps[index]
+        let afterPivot = isAfterPivot(state.name)
+        let nonRetryable = !error.retryable || command.nonRetryableErrors.contains(error.code)
+        if nonRetryable {
+            saga.steps[index].status = .failed
+            saga.steps[index].finishedAt = now
+            publish(.stepFailed, step: state.name, attempt: state.attempt, error: error)
+            if afterPivot {
+                failSaga(.forward, step: state.name, error: error)
+            } else {
+                startCompensation(reason: "step '\(state.name)' failed: \(error.code)", outcome: .compensated)
+            }
+            return
+        }
+        let used = state.attempt - state.attemptBudgetStart
+        if afterPivot || used < command.retry.maxAttempts {
+            let unit = Jitter.unit(saga.id, state.name, StepAction.execute.rawValue, String(state.attempt))
+            let due = now + command.retry.delay(afterAttempt: used, unit: unit)
+            schedule(
+                SagaTimer(
+                    id: Self.timerID(state.name, .execute, state.attempt, .retryBackoff), kind: .retryBackoff,
+                    step: state.name, action: .execute, attempt: state.attempt, dueAt: due))
+            publish(.stepRetryScheduled, step: state.name, attempt: state.attempt + 1, error: error, until: due)
+        } else {
+            saga.steps[index].status = .failed
+            saga.steps[index].finishedAt = now
+            publish(
+                .stepFailed, step: state.name, attempt: state.attempt, error: error,
+                reason: "retries exhausted after \(used) attempts")
+            startCompensation(reason: "step '\(state.name)' failed after \(used) attempts: \(error.code)", outcome: .compensated)
+        }
+    }
+
+    // MARK: compensating
+
+    /// Turns the saga to compensating: stops every timer, adds steps in flight to the set of steps that
+    /// may have taken effect, and undoes that set in reverse order of taking effect.
+    mutating func startCompensation(reason: String, outcome: SagaStatus) {
+        cancelAllTimers()
+        for index in saga.steps.indices {
+            switch saga.steps[index].status {
+            case .running:
+                if saga.steps[index].inFlight != nil {
+                    // The command may arrive and take effect: undo it too (participants refuse an
+                    // action that arrives after its compensation).
+                    saga.steps[index].mayHaveTakenEffect = true
+                    saga.steps[index].effectOrder = nextEffectOrder()
+                    saga.steps[index].inFlight = nil
+                    saga.steps[index].status = .failed
+                } else {
+                    // Between retries, or a group whose members are handled on their own: it failed.
+                    // A wait or a sleep that is cut short: it never finished.
+                    let name = saga.steps[index].name
+                    let isWait = definition.steps.contains { step in
+                        guard step.name == name else { return false }
+                        switch step.kind {
+                        case .signal, .sleep: return true
+                        case .command, .parallel: return false
+                        }
+                    }
+                    saga.steps[index].status = isWait ? .skipped : .failed
+                }
+                saga.steps[index].finishedAt = now
+            case .pending, .completed, .failed, .skipped, .compensating, .compensated, .compensationFailed:
+                break
+            }
+        }
+        let plan =
+            saga.steps
+            .filter { $0.mayHaveTakenEffect && $0.status != .compensated && isCommand($0.name) }
+            .sorted { ($0.effectOrder ?? 0) > ($1.effectOrder ?? 0) }
+            .map(\.name)
+        saga.compensation = CompensationState(reason: reason, plan: plan, position: 0, outcome: outcome)
+        saga.status = .compensating
+        publish(.compensating, reason: reason)
+        compensateNext()
+    }
+
+    func isCommand(_ name: String) -> Bool {
+        definition.commandStep(named: name) != nil
+    }
+
+    /// Starts the compensation at the plan's position, passing over steps with nothing to undo; ends
+    /// the saga when the plan is done.
+    mutating func compensateNext() {
+        guard var compensation = saga.compensation else { return }
+        while compensation.position < compensation.plan.count {
+            let name = compensation.plan[compensation.position]
+            if let index = index(of: name), let command = definition.commandStep(named: name),
+                command.compensation != nil
+            {
+                saga.compensation = compensation
+                beginCompensate(index, command)
+                return
+            }
+            note(.noCompensationDefined, step: name)
+            compensation.position += 1
+        }
+        saga.compensation = compensation
+        saga.status = compensation.outcome
+        switch compensation.outcome {
+        case .cancelled: publish(.sagaCancelled, reason: compensation.reason)
+        case .compensated: publish(.sagaCompensated, reason: compensation.reason)
+        case .running, .waiting, .sleeping, .compensating, .completed, .aborted, .failed:
+            publish(.sagaCompensated, reason: compensation.reason)
+        }
+        finish()
+    }
+
+    mutating func beginCompensate(_ index: Int, _ command: CommandStep) {
+        saga.steps[index].compensationAttempt += 1
+        saga.steps[index].status = .compensating
+        let state = saga.steps[index]
+        let attempt = state.compensationAttempt
+        saga.steps[index].inFlight = attempt
+        let deadline = now + (command.compensationTimeout ?? command.timeout)
+        effects.append(
+            .send(
+                StepCommand(
+                    sagaID: saga.id, definitionName: saga.definitionName, step: state.name, action: .compensate,
+                    participant: command.participant, commandType: command.compensation ?? command.command,
+                    idempotencyKey: key(state, .compensate), actionKey: key(state, .execute), attempt: attempt,
+                    deadline: deadline, payload: .object(["input": saga.input, "result": state.result ?? .null]))))
+        schedule(
+            SagaTimer(
+                id: Self.timerID(state.name, .compensate, attempt, .attemptTimeout), kind: .attemptTimeout,
+                step: state.name, action: .compensate, attempt: attempt, dueAt: deadline))
+        publish(.compensationStarted, step: state.name, attempt: attempt, until: deadline)
+    }
+
+    mutating func compensated(_ index: Int) {
+        saga.steps[index].status = .compensated
+        saga.steps[index].inFlight = nil
+        saga.steps[index].finishedAt = now
+        publish(.stepCompensated, step: saga.steps[index].name, attempt: saga.steps[index].compensationAttempt)
+        saga.compensation?.position += 1
+        compensateNext()
+    }
+
+    mutating func compensationFailed(_ index: Int, _ command: CommandStep, error: StepError) {
+        saga.steps[index].lastError = error
+        saga.steps[index].inFlight = nil
+        let state = saga.steps[index]
+        let used = state.compensationAttempt - state.compensationBudgetStart
+        if error.retryable && used < command.compensationRetry.maxAttempts {
+            let unit = Jitter.unit(saga.id, state.name, StepAction.compensate.rawValue, String(state.compensationAttempt))
+            let due = now + command.compensationRetry.delay(afterAttempt: used, unit: unit)
+            schedule(
+                SagaTimer(
+                    id: Self.timerID(state.name, .compensate, state.compensationAttempt, .retryBackoff),
+                    kind: .retryBackoff, step: state.name, action: .compensate, attempt: state.compensationAttempt,
+                    dueAt: due))
+            publish(
+                .stepRetryScheduled, step: state.name, attempt: state.compensationAttempt + 1, error: error,
+                reason: "compensation", until: due)
+            return
+        }
+        saga.steps[index].status = .compensationFailed
+        saga.steps[index].finishedAt = now
+        publish(.compensationFailed, step: state.name, attempt: state.compensationAttempt, error: error)
+        failSaga(.compensation, step: state.name, error: error)
+    }
+
+    mutating func failSaga(_ phase: SagaFailure.Phase, step: String, error: StepError) {
+        cancelAllTimers()
+        saga.status = .failed
+        saga.failure = SagaFailure(phase: phase, step: step, error: error)
+        let what = phase == .compensation ? "compensation of step '\(step)'" : "step '\(step)' after the pivot"
+        publish(.sagaFailed, step: step, error: error, reason: "\(what) could not finish: an operator must act")
+    }
+
+    /// The saga reached a final status: drop its timers and expire signals nobody used.
+    mutating func finish() {
+        cancelAllTimers()
+        for signal in saga.bufferedSignals {
+            signalOutcome(
+                SignalDelivery(id: signal.id, name: signal.name, payload: signal.payload), .expired,
+                reason: "the saga ended (\(saga.status.rawValue)) before a step waited for it")
+        }
+        saga.bufferedSignals.removeAll()
+    }
+
+    // MARK: events
+
+    mutating func duplicateStart(input: JSONValue) {
+        publish(
+            .startDuplicate, reason: input == saga.input ? nil : "the repeated start carries a different input",
+            conflict: input != saga.input)
+    }
+
+    mutating func reply(_ reply: StepReply) {
+        guard let index = index(of: reply.step), let command = definition.commandStep(named: reply.step) else {
+            note(.unknownStep, step: reply.step, attempt: reply.attempt)
+            return
+        }
+        let state = saga.steps[index]
+        let generation = reply.action == .execute ? state.executeGeneration : state.compensateGeneration
+        let current = key(state, reply.action)
+        if reply.idempotencyKey != current {
+            let earlier = (0..<generation).contains { old in
+                IdempotencyKey.make(sagaID: saga.id, step: state.name, action: reply.action, generation: old)
+                    == reply.idempotencyKey
+            }
+            if earlier {
+                note(.lateReply, step: reply.step, attempt: reply.attempt, detail: "reply to an earlier generation")
+            } else {
+                note(
+                    .keyMismatch, step: reply.step, attempt: reply.attempt,
+                    detail: "idempotency key does not match saga, step and action")
+            }
+            return
+        }
+        switch reply.action {
+        case .execute: executeReply(reply, index, command)
+        case .compensate: compensateReply(reply, index, command)
+        }
+    }
+
+    mutating func executeReply(_ reply: StepReply, _ index: Int, _ command: CommandStep) {
+        let state = saga.steps[index]
+        guard reply.attempt >= 1, reply.attempt <= state.attempt else {
+            note(.unknownAttempt, step: state.name, attempt: reply.attempt)
+            return
+        }
+        let waiting = state.status == .running && !saga.status.isFinished && saga.status != .compensating
+        if waiting && state.inFlight == reply.attempt {
+            cancelTimer(Self.timerID(state.name, .execute, reply.attempt, .attemptTimeout))
+            switch reply.outcome {
+            case .success(let result): completeCommand(index, result: result)
+            case .failure(let error): executeFailed(index, command, error: error)
+            }
+            return
+        }
+        guard case .success(let result) = reply.outcome else {
+            note(.lateReply, step: state.name, attempt: reply.attempt, detail: "late failure")
+            return
+        }
+        if waiting {
+            // Every attempt carries the same idempotency key, so an earlier attempt's success is the
+            // step's success: stop waiting for the retry.
+            if let inFlight = state.inFlight {
+                cancelTimer(Self.timerID(state.name, .execute, inFlight, .attemptTimeout))
+            }
+            cancelTimer(Self.timerID(state.name, .execute, state.attempt, .retryBackoff))
+            note(.earlierAttemptAccepted, step: state.name, attempt: reply.attempt)
+            completeCommand(index, result: result)
+            return
+        }
+        if state.status == .completed || state.status == .compensated {
+            note(.duplicateReply, step: state.name, attempt: reply.attempt)
+            return
+        }
+        // A success for a step that is not completed: it may have taken effect after all.
+        if saga.steps[index].result == nil { saga.steps[index].result = result }
+        if state.mayHaveTakenEffect {
+            note(.lateReply, step: state.name, attempt: reply.attempt, detail: "late success; compensated anyway")
+            return
+        }
+        saga.steps[index].mayHaveTakenEffect = true
+        saga.steps[index].effectOrder = nextEffectOrder()
+        if saga.status == .compensating || saga.status == .failed, var compensation = saga.compensation {
+            // Undo it next: it is the latest step to take effect.
+            compensation.plan.insert(state.name, at: min(compensation.position + 1, compensation.plan.count))
+            saga.compensation = compensation
+            note(.lateSuccessJoinsCompensation, step: state.name, attempt: reply.attempt)
+        } else {
+            note(.lateSuccessAfterFinish, step: state.name, attempt: reply.attempt)
+        }
+    }
+
+    mutating func compensateReply(_ reply: StepReply, _ index: Int, _ command: CommandStep) {
+        let state = saga.steps[index]
+        guard reply.attempt >= 1, reply.attempt <= state.compensationAttempt else {
+            note(.unknownAttempt, step: state.name, attempt: reply.attempt)
+            return
+        }
+        let waiting = state.status == .compensating && saga.status == .compensating
+        if waiting && state.inFlight == reply.attempt {
+            cancelTimer(Self.timerID(state.name, .compensate, reply.attempt, .attemptTimeout))
+            switch reply.outcome {
+            case .success: compensated(index)
+            case .failure(let error): compensationFailed(index, command, error: error)
+            }
+            return
+        }
+        if waiting, case .success = reply.outcome {
+            if let inFlight = state.inFlight {
+                cancelTimer(Self.timerID(state.name, .compensate, inFlight, .attemptTimeout))
+            }
+            cancelTimer(Self.timerID(state.name, .compensate, state.compensationAttempt, .retryBackoff))
+            note(.earlierAttemptAccepted, step: state.name, attempt: reply.attempt)
+            compensated(index)
+            return
+        }
+        note(
+            state.status == .compensated ? .duplicateReply : .lateReply, step: state.name, attempt: reply.attempt)
+    }
+
+    mutating func timerFired(_ id: String) {
+        guard let position = saga.timers.firstIndex(where: { $0.id == id }) else {
+            note(.staleTimer, detail: id)
+            return
+        }
+        let timer = saga.timers.remove(at: position)
+        switch timer.kind {
+        case .deadline:
+            if saga.pastPivot {
+                note(.deadlineAfterPivot)
+            } else if saga.status == .compensating {
+                note(.deadlineWhileCompensating)
+            } else {
+                startCompensation(reason: "the saga deadline passed", outcome: .compensated)
+            }
+        case .attemptTimeout:
+            guard let name = timer.step, let index = index(of: name), let command = definition.commandStep(named: name),
+                let attempt = timer.attempt
+            else { return }
+            publish(.stepTimedOut, step: name, attempt: attempt)
+            if timer.action == .compensate {
+                compensationFailed(index, command, error: .timeout(attempt: attempt))
+            } else {
+                saga.steps[index].mayHaveTakenEffect = true
+                if saga.steps[index].effectOrder == nil { saga.steps[index].effectOrder = nextEffectOrder() }
+                executeFailed(index, command, error: .timeout(attempt: attempt))
+            }
+        case .retryBackoff:
+            guard let name = timer.step, let index = index(of: name), let command = definition.commandStep(named: name)
+            else { return }
+            if timer.action == .compensate { beginCompensate(index, command) } else { beginExecute(index, command) }
+        case .signalTimeout:
+            guard let name = timer.step, let index = index(of: name), let top = topLevelIndex(of: name),
+                case .signal(let wait) = definition.steps[top].kind
+            else { return }
+            switch wait.onTimeout {
+            case .continue:
+                publish(.stepCompleted, step: name, reason: "no signal came in time; going on without it")
+                completeTopLevel(index)
+            case .compensate:
+                saga.steps[index].status = .failed
+                saga.steps[index].finishedAt = now
+                let error = StepError(code: "SIGNAL_TIMEOUT", message: "no signal came in time", retryable: false)
+                saga.steps[index].lastError = error
+                publish(.stepFailed, step: name, error: error)
+                startCompensation(reason: "step '\(name)' got no signal in time", outcome: .compensated)
+            }
+        case .sleep:
+            guard let name = timer.step, let index = index(of: name) else { return }
+            publish(.stepCompleted, step: name)
+            completeTopLevel(index)
+        }
+    }
+
+    mutating func signal(_ signal: SignalDelivery) {
+        guard saga.seenSignalIDs.insert(signal.id).inserted else {
+            note(.duplicateSignal, detail: signal.id)
+            return
+        }
+        if saga.status.isFinished {
+            signalOutcome(signal, .rejected, reason: "the saga is \(saga.status.rawValue)")
+            return
+        }
+        if saga.status == .compensating {
+            signalOutcome(signal, .rejected, reason: "the saga is compensating")
+            return
+        }
+        if saga.cursor < definition.steps.count, case .signal(let wait) = definition.steps[saga.cursor].kind,
+            wait.signals.contains(signal.name), let index = index(of: definition.steps[saga.cursor].name),
+            saga.steps[index].status == .running
+        {
+            cancelTimer("\(definition.steps[saga.cursor].name):signal")
+            if consume(signal, stepIndex: index, wait: wait) { advance() }
+            return
+        }
+        let laterWait = definition.steps[min(saga.cursor, definition.steps.count)...].contains { step in
+            if case .signal(let wait) = step.kind, wait.signals.contains(signal.name),
+                saga.step(step.name)?.status == .pending
+            {
+                return true
+            }
+            return false
+        }
+        guard laterWait else {
+            signalOutcome(signal, .rejected, reason: "no step of the saga waits for signal '\(signal.name)' any more")
+            return
+        }
+        guard saga.bufferedSignals.count < SagaInstance.maximumBufferedSignals else {
+            signalOutcome(signal, .rejected, reason: "too many buffered signals")
+            return
+        }
+        saga.bufferedSignals.append(
+            BufferedSignal(id: signal.id, name: signal.name, payload: signal.payload, receivedAt: now))
+        signalOutcome(signal, .buffered)
+    }
+
+    /// A waiting step takes a signal. Returns `true` when the saga goes on forward, `false` when the
+    /// payload failed the saga.
+    mutating func consume(_ signal: SignalDelivery, stepIndex index: Int, wait: SignalStep) -> Bool {
+        let name = saga.steps[index].name
+        saga.signals[signal.name] = signal.payload
+        saga.steps[index].result = signal.payload
+        signalOutcome(signal, .consumed, step: name)
+        if let failWhen = wait.failWhen, failWhen.evaluate(saga.data) {
+            let error = StepError(
+                code: "SIGNAL_REJECTED", message: "signal '\(signal.name)' failed the saga: \(failWhen.source)",
+                retryable: false)
+            saga.steps[index].status = .failed
+            saga.steps[index].lastError = error
+            saga.steps[index].finishedAt = now
+            publish(.stepFailed, step: name, error: error)
+            startCompensation(reason: "signal '\(signal.name)' to step '\(name)' failed the saga", outcome: .compensated)
+            return false
+        }
+        saga.steps[index].status = .completed
+        saga.steps[index].finishedAt = now
+        publish(.stepCompleted, step: name, reason: "signal '\(signal.name)'")
+        if let top = topLevelIndex(of: name), definition.steps[top].isPivot { saga.pastPivot = true }
+        saga.cursor += 1
+        return true
+    }
+
+    mutating func cancel(reason: String) {
+        let refusal: String?
+        if saga.status.isFinished {
+            refusal = "the saga is \(saga.status.rawValue)"
+        } else if saga.status == .compensating {
+            refusal = "the saga is already compensating"
+        } else if saga.pastPivot {
+            refusal = "the saga is past its pivot: it can only go forward"
+        } else {
+            refusal = nil
+        }
+        if let refusal {
+            publish(.requestRejected, reason: "cancel refused: \(refusal)")
+            return
+        }
+        startCompensation(reason: reason.isEmpty ? "cancelled" : "cancelled: \(reason)", outcome: .cancelled)
+    }
+
+    mutating func abort(reason: String) {
+        guard !saga.status.isTerminal else {
+            publish(.requestRejected, reason: "abort refused: the saga is \(saga.status.rawValue)")
+            return
+        }
+        for index in saga.steps.indices where saga.steps[index].inFlight != nil {
+            saga.steps[index].inFlight = nil
+        }
+        saga.status = .aborted
+        publish(.sagaAborted, reason: reason)
+        finish()
+    }
+
+    mutating func retry(reason: String) {
+        guard saga.status == .failed, let failure = saga.failure, let index = index(of: failure.step),
+            let command = definition.commandStep(named: failure.step)
+        else {
+            publish(.requestRejected, reason: "retry refused: the saga is \(saga.status.rawValue), not failed")
+            return
+        }
+        saga.failure = nil
+        publish(.sagaResumed, step: failure.step, reason: reason)
+        let freshKey = !failure.error.retryable || command.nonRetryableErrors.contains(failure.error.code)
+        switch failure.phase {
+        case .compensation:
+            saga.status = .compensating
+            saga.steps[index].compensationBudgetStart = saga.steps[index].compensationAttempt
+            if freshKey { saga.steps[index].compensateGeneration += 1 }
+            beginCompensate(index, command)
+        case .forward:
+            saga.status = .running
+            saga.steps[index].attemptBudgetStart = saga.steps[index].attempt
+            if freshKey { saga.steps[index].executeGeneration += 1 }
+            saga.steps[index].finishedAt = nil
+            beginExecute(index, command)
+        }
+    }
+}
