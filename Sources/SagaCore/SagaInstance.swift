@@ -94,8 +94,9 @@ public struct StepState: Sendable, Hashable, Codable {
     public var compensateGeneration: Int = 0
     /// The attempt whose reply is awaited, when one is in flight.
     public var inFlight: Int?
-    /// Whether the action may have taken effect: it completed, or an attempt timed out or was in flight
-    /// when the saga turned to compensating. Such a step is compensated.
+    /// Whether the action may have taken effect: true from the moment its command is sent (an attempt
+    /// may time out, or a participant may see a command again after a retryable failure), false again
+    /// only when a non-retryable failure proves nothing happened. Such a step is compensated.
     public var mayHaveTakenEffect: Bool = false
     /// Orders steps by when they (last) took effect; compensation runs in descending order.
     public var effectOrder: Int?

@@ -234,6 +234,10 @@ struct Runner {
     mutating func beginExecute(_ index: Int, _ command: CommandStep) {
         saga.steps[index].attempt += 1
         saga.steps[index].status = .running
+        // From the moment a command is sent it may take effect, until a non-retryable failure (the
+        // reply the participant stored for this key) proves it did not.
+        saga.steps[index].mayHaveTakenEffect = true
+        saga.steps[index].effectOrder = nextEffectOrder()
         let state = saga.steps[index]
         let attempt = state.attempt
         saga.steps[index].inFlight = attempt
@@ -290,6 +294,7 @@ struct Runner {
         if nonRetryable {
             saga.steps[index].status = .failed
             saga.steps[index].finishedAt = now
+            saga.steps[index].mayHaveTakenEffect = false
             publish(.stepFailed, step: state.name, attempt: state.attempt, error: error)
             if afterPivot {
                 failSaga(.forward, step: state.name, error: error)
@@ -310,6 +315,8 @@ struct Runner {
         } else {
             saga.steps[index].status = .failed
             saga.steps[index].finishedAt = now
+            // It may have taken effect as late as now: undo it first.
+            saga.steps[index].effectOrder = nextEffectOrder()
             publish(
                 .stepFailed, step: state.name, attempt: state.attempt, error: error,
                 reason: "retries exhausted after \(used) attempts")
@@ -327,9 +334,8 @@ struct Runner {
             switch saga.steps[index].status {
             case .running:
                 if saga.steps[index].inFlight != nil {
-                    // The command may arrive and take effect: undo it too (participants refuse an
-                    // action that arrives after its compensation).
-                    saga.steps[index].mayHaveTakenEffect = true
+                    // The command may still arrive and take effect: it is the latest, so it is undone
+                    // first (participants refuse an action that arrives after its compensation).
                     saga.steps[index].effectOrder = nextEffectOrder()
                     saga.steps[index].inFlight = nil
                     saga.steps[index].status = .failed
@@ -449,6 +455,9 @@ struct Runner {
 
     mutating func failSaga(_ phase: SagaFailure.Phase, step: String, error: StepError) {
         cancelAllTimers()
+        // Attempts still in flight (siblings in a parallel group) are abandoned: their replies become
+        // late replies, and an operator's retry sends them again under the same key.
+        for index in saga.steps.indices { saga.steps[index].inFlight = nil }
         saga.status = .failed
         saga.failure = SagaFailure(phase: phase, step: step, error: error)
         let what = phase == .compensation ? "compensation of step '\(step)'" : "step '\(step)' after the pivot"
@@ -605,8 +614,6 @@ struct Runner {
             if timer.action == .compensate {
                 compensationFailed(index, command, error: .timeout(attempt: attempt))
             } else {
-                saga.steps[index].mayHaveTakenEffect = true
-                if saga.steps[index].effectOrder == nil { saga.steps[index].effectOrder = nextEffectOrder() }
                 executeFailed(index, command, error: .timeout(attempt: attempt))
             }
         case .retryBackoff:
@@ -744,19 +751,35 @@ struct Runner {
         }
         saga.failure = nil
         publish(.sagaResumed, step: failure.step, reason: reason)
-        let freshKey = !failure.error.retryable || command.nonRetryableErrors.contains(failure.error.code)
         switch failure.phase {
         case .compensation:
+            let freshKey = !failure.error.retryable
             saga.status = .compensating
             saga.steps[index].compensationBudgetStart = saga.steps[index].compensationAttempt
             if freshKey { saga.steps[index].compensateGeneration += 1 }
             beginCompensate(index, command)
         case .forward:
             saga.status = .running
-            saga.steps[index].attemptBudgetStart = saga.steps[index].attempt
-            if freshKey { saga.steps[index].executeGeneration += 1 }
-            saga.steps[index].finishedAt = nil
-            beginExecute(index, command)
+            // Resume the failed step and, in a parallel group, every member that has not finished.
+            var resume: [(Int, CommandStep)] = [(index, command)]
+            if let top = topLevelIndex(of: failure.step), case .parallel(let group) = definition.steps[top].kind {
+                resume = group.steps.compactMap { member in
+                    guard let memberIndex = self.index(of: member.name) else { return nil }
+                    let status = saga.steps[memberIndex].status
+                    return status == .completed || status == .skipped ? nil : (memberIndex, member.command)
+                }
+            }
+            for (memberIndex, memberCommand) in resume {
+                let state = saga.steps[memberIndex]
+                saga.steps[memberIndex].attemptBudgetStart = state.attempt
+                if let error = state.lastError, !error.retryable || memberCommand.nonRetryableErrors.contains(error.code),
+                    state.status == .failed
+                {
+                    saga.steps[memberIndex].executeGeneration += 1
+                }
+                saga.steps[memberIndex].finishedAt = nil
+                beginExecute(memberIndex, memberCommand)
+            }
         }
     }
 }

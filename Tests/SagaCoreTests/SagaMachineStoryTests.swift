@@ -95,8 +95,12 @@ struct SagaMachineStoryTests {
         }
         saga.fail("charge", retryable: true)
         #expect(saga.commandLog.filter { $0.hasPrefix("charge/execute") }.count == 3)
-        #expect(saga.status("charge") == .failed)
-        #expect(saga.compensationOrder == ["reserve"])
+        #expect(saga.status("charge") == .compensating)
+        // A retryable failure does not prove nothing happened (the command may be seen again), so the
+        // charge is undone too, first.
+        #expect(saga.compensationOrder == ["charge"])
+        saga.succeed("charge", .compensate)
+        #expect(saga.compensationOrder == ["charge", "reserve"])
     }
 
     @Test("retryable: false short-circuits the retry policy")
@@ -330,15 +334,18 @@ struct SagaMachineStoryTests {
         #expect(saga.events.last?.kind == .sagaCancelled)
     }
 
-    @Test("cancel between retries does not compensate a step that never took effect")
+    @Test("cancel between retries compensates the step too: a retryable failure proves nothing")
     func cancelBetweenRetries() {
         var saga = SagaHarness(Definitions.threeSteps)
         saga.succeed("reserve")
         saga.fail("charge", retryable: true)
         saga.apply(.cancel(reason: ""))
-        #expect(saga.compensationOrder == ["reserve"])
-        #expect(saga.status("charge") == .failed)
+        #expect(saga.compensationOrder == ["charge"])
+        #expect(saga.status("charge") == .compensating)
         #expect(saga.timer(.retryBackoff) == nil)
+        saga.succeed("charge", .compensate)
+        saga.succeed("reserve", .compensate)
+        #expect(saga.saga.status == .cancelled)
     }
 
     @Test("cancel of a finished saga, or one already compensating, is refused")
@@ -715,6 +722,62 @@ struct SagaMachineStoryTests {
         #expect(saga.saga.waitingFor?.until == SagaHarness.start + .seconds(10))
         saga.fail("reserve", retryable: true)
         #expect(saga.saga.waitingFor?.description == "retry of step 'reserve' (attempt 2)")
+    }
+
+    @Test("a forward failure in a parallel group after the pivot: retry resends every unfinished member")
+    func pivotParallelForwardRetry() throws {
+        let definition = SagaDefinition(
+            name: "fulfil", version: 1,
+            steps: [
+                Definitions.step("charge", Definitions.command("payments", compensation: false), pivot: true),
+                StepDefinition(
+                    name: "notify",
+                    kind: .parallel(
+                        ParallelGroup(steps: [
+                            .init(name: "mail", command: Definitions.command("mail", compensation: false)),
+                            .init(name: "sms", command: Definitions.command("sms", compensation: false)),
+                            .init(name: "push", command: Definitions.command("push", compensation: false)),
+                        ]))),
+            ])
+        var saga = SagaHarness(definition)
+        saga.succeed("charge")
+        saga.succeed("push")
+        saga.fail("sms", retryable: true)
+        saga.fail("mail", code: "BAD_ADDRESS", retryable: false)
+        #expect(saga.saga.status == .failed)
+        #expect(saga.saga.timers.isEmpty)
+        #expect(saga.saga.steps.allSatisfy { $0.inFlight == nil })
+        saga.apply(.retry(reason: "fixed"))
+        #expect(Set(saga.lastCommands.map(\.idempotencyKey)) == ["saga-1:mail:execute:1", "saga-1:sms:execute"])
+        saga.succeed("mail")
+        saga.succeed("sms")
+        #expect(saga.saga.status == .completed)
+    }
+
+    @Test("a success after a non-retryable failure of the same key is noted for an operator")
+    func successAfterDefinitiveFailure() throws {
+        var saga = SagaHarness(Definitions.threeSteps)
+        let reserve = try #require(saga.latestCommand("reserve"))
+        saga.fail("reserve", retryable: false)
+        #expect(saga.saga.status == .compensated)
+        saga.reply(reserve, .success(result: ["r": 1]))
+        #expect(saga.lastNotes.map(\.kind) == [.lateSuccessAfterFinish])
+        #expect(saga.saga.status == .compensated)
+    }
+
+    @Test("a success after a non-retryable failure while compensating joins the compensation")
+    func successJoinsCompensation() throws {
+        var saga = SagaHarness(Definitions.threeSteps)
+        saga.succeed("reserve")
+        let charge = try #require(saga.latestCommand("charge"))
+        saga.fail("charge", retryable: false)
+        #expect(saga.compensationOrder == ["reserve"])
+        saga.reply(charge, .success(result: ["p": 1]))
+        #expect(saga.lastNotes.map(\.kind) == [.lateSuccessJoinsCompensation])
+        saga.succeed("reserve", .compensate)
+        saga.succeed("charge", .compensate)
+        #expect(saga.compensationOrder == ["reserve", "charge"])
+        #expect(saga.saga.status == .compensated)
     }
 
     @Test("the saga survives a JSON round trip unchanged")
