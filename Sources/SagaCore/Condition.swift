@@ -179,7 +179,9 @@ extension Condition {
         var text: String {
             switch kind {
             case .name(let name): return name
-            case .number(let value): return "\(value)"
+            case .number(.integer(let value)): return String(value)
+            case .number(.double(let value)): return String(value)
+            case .number: return "number"
             case .string(let text): return "'\(text)'"
             case .symbol(let symbol): return symbol
             case .end: return "end of expression"
@@ -369,6 +371,9 @@ extension Condition {
                 try expect(")")
                 return node
             case .symbol("["):
+                guard depth + 1 < Condition.maximumDepth else {
+                    throw ConditionError(message: "is nested deeper than \(Condition.maximumDepth)", position: token.position)
+                }
                 var elements: [Node] = []
                 if !take("]") {
                     repeat {

@@ -124,7 +124,14 @@ struct DecodingContext {
             return Int(number)
         case .double(let number) where number.rounded() == number && abs(number) <= Double(Int32.max):
             return Int(number)
-        case .null, .bool, .integer, .double, .string, .array, .object:
+        case .integer, .double:
+            if let number = value.numberValue, number.rounded() == number {
+                problem(reader.step, reader.field(key), "must be between \(Int32.min) and \(Int32.max)")
+            } else {
+                problem(reader.step, reader.field(key), "must be an integer, not a fraction")
+            }
+            return nil
+        case .null, .bool, .string, .array, .object:
             problem(reader.step, reader.field(key), "must be an integer, not \(value.typeName)")
             return nil
         }
@@ -206,6 +213,9 @@ struct DecodingContext {
         let when = condition(&reader, "when")
         let isPivot = bool(&reader, "pivot") ?? false
         let kinds = ["command", "signal", "sleep", "parallel"].filter { reader.has($0) }
+        for key in ["command", "signal", "sleep", "parallel"] where reader.members[key] == .null {
+            _ = reader.value(key)
+        }
         var kind: StepDefinition.Kind?
         if kinds.count != 1 {
             problem(
@@ -250,8 +260,10 @@ struct DecodingContext {
                 problem(step, reader.field("nonRetryableErrors"), "must be a list of error codes")
             }
         }
-        if compensationTimeout != nil && compensation == nil && reader.has("compensation") == false {
-            problem(step, reader.field("compensationTimeout"), "is set but the step has no compensation")
+        if compensation == nil && !reader.has("compensation") {
+            for key in ["compensationTimeout", "compensationRetry"] where reader.has(key) {
+                problem(step, reader.field(key), "is set but the step has no compensation")
+            }
         }
         finish(reader)
         guard let participant, let command, let timeout, let retry, let compensationRetry else { return nil }
@@ -266,6 +278,7 @@ struct DecodingContext {
     {
         guard let json else { return fallback }
         guard var reader = object(json, step: step, path: path) else { return nil }
+        for key in ["initial", "max"] where reader.members[key] == .null { _ = reader.value(key) }
         var policy = fallback
         var valid = true
         if let attempts = integer(&reader, "maxAttempts") {
@@ -291,6 +304,9 @@ struct DecodingContext {
         }
         if reader.has("max") {
             if let max = duration(&reader, "max") { policy.maxDelay = max } else { valid = false }
+        } else if let max = policy.maxDelay, max < policy.initialDelay {
+            // The default cap is shorter than the initial delay written: the cap follows it.
+            policy.maxDelay = policy.initialDelay
         }
         if let multiplier = number(&reader, "multiplier") {
             if multiplier < 1 || multiplier > 100 {
@@ -360,8 +376,15 @@ struct DecodingContext {
 
     mutating func decodeSleep(_ reader: inout ObjectReader, step: String) -> SleepStep? {
         // `sleep: 5m` or `sleep: { duration: 5m }`.
-        if case .string = reader.members["sleep"] ?? .null {
+        switch reader.members["sleep"] ?? .null {
+        case .string:
             return duration(&reader, "sleep").map(SleepStep.init(duration:))
+        case .object:
+            break
+        case .null, .bool, .integer, .double, .array:
+            problem(step, "sleep", "must be a duration such as 5m, or an object with a duration")
+            _ = reader.value("sleep")
+            return nil
         }
         guard var inner = object(reader.value("sleep"), step: step, path: "sleep") else { return nil }
         let value = duration(&inner, "duration", required: true)
@@ -449,8 +472,8 @@ struct DecodingContext {
         }
 
         let pivots = definition.steps.filter(\.isPivot)
-        if pivots.count > 1 {
-            problem(pivots[1].name, "pivot", "is already set on step '\(pivots[0].name)': a saga has one pivot")
+        for extra in pivots.dropFirst() {
+            problem(extra.name, "pivot", "is already set on step '\(pivots[0].name)': a saga has one pivot")
         }
         let pivotIndex = definition.pivotIndex
         var earlier: Set<String> = []

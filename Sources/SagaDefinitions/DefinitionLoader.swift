@@ -33,6 +33,11 @@ public enum DefinitionLoader {
                 throw DefinitionError(
                     source: source, problems: [DefinitionProblem(step: nil, field: nil, message: "is not valid JSON")])
             }
+            guard json.depth <= maximumDepth else {
+                throw DefinitionError(
+                    source: source,
+                    problems: [DefinitionProblem(step: nil, field: nil, message: "is nested deeper than \(maximumDepth)")])
+            }
         case .yaml:
             json = try yamlToJSON(text, source: source)
         }
@@ -98,8 +103,9 @@ public enum DefinitionLoader {
         }
     }
 
-    /// Reads YAML into the JSON form that ``SagaDefinition/decode(_:source:)`` takes. Scalars are
-    /// typed by YAML's core schema; anchors and aliases are refused (they can make a small file huge).
+    /// Reads YAML into the JSON form that ``SagaDefinition/decode(_:source:)`` takes. Plain scalars are
+    /// typed by the YAML 1.2 core schema (`yes` and `on` stay strings); a quoted or `!!str` scalar is a
+    /// string. Aliases are refused: they can make a small file huge.
     static func yamlToJSON(_ text: String, source: String) throws(DefinitionError) -> JSONValue {
         let node: Node?
         do {
@@ -116,7 +122,8 @@ public enum DefinitionLoader {
             throw DefinitionError(source: source, problems: [DefinitionProblem(step: nil, field: nil, message: "is empty")])
         }
         var problems: [DefinitionProblem] = []
-        let value = convert(node, path: "", depth: 0, problems: &problems)
+        var state = ConversionState()
+        let value = convert(node, path: "", depth: 0, state: &state, problems: &problems)
         guard problems.isEmpty else { throw DefinitionError(source: source, problems: problems) }
         return value
     }
@@ -138,25 +145,45 @@ public enum DefinitionLoader {
     }
 
     static let maximumDepth = 32
+    static let maximumNodes = 20_000
 
-    static func convert(_ node: Node, path: String, depth: Int, problems: inout [DefinitionProblem]) -> JSONValue {
+    /// What the conversion has seen: Yams replaces an alias by the node it names, so an alias shows
+    /// as a second visit to the same position in the file.
+    struct ConversionState {
+        var positions: Set<Int> = []
+        var nodes = 0
+    }
+
+    static func convert(
+        _ node: Node, path: String, depth: Int, state: inout ConversionState, problems: inout [DefinitionProblem]
+    ) -> JSONValue {
         guard depth < maximumDepth else {
             problems.append(DefinitionProblem(step: nil, field: path, message: "is nested deeper than \(maximumDepth)"))
             return .null
         }
+        state.nodes += 1
+        guard state.nodes <= maximumNodes else {
+            if state.nodes == maximumNodes + 1 {
+                problems.append(DefinitionProblem(step: nil, field: nil, message: "has more than \(maximumNodes) values"))
+            }
+            return .null
+        }
+        if let mark = node.mark, !(node.scalar?.string.isEmpty ?? false) {
+            guard state.positions.insert(mark.line << 24 | mark.column).inserted else {
+                problems.append(DefinitionProblem(step: nil, field: path, message: "uses a YAML alias, which is not allowed"))
+                return .null
+            }
+        }
         switch node {
         case .scalar(let scalar):
-            if scalar.style == .plain || scalar.style == .any {
-                if let null = NSNull.construct(from: scalar), null == NSNull() { return .null }
-                if let bool = Bool.construct(from: scalar) { return .bool(bool) }
-                if let int = Int.construct(from: scalar) { return .integer(Int64(int)) }
-                if let double = Double.construct(from: scalar), double.isFinite { return .double(double) }
+            if scalar.style == .plain && scalar.tag.rawValue != "tag:yaml.org,2002:str" {
+                return coreSchemaValue(scalar.string)
             }
             return .string(scalar.string)
         case .sequence(let sequence):
             return .array(
                 sequence.enumerated().map { offset, element in
-                    convert(element, path: "\(path)[\(offset)]", depth: depth + 1, problems: &problems)
+                    convert(element, path: "\(path)[\(offset)]", depth: depth + 1, state: &state, problems: &problems)
                 })
         case .mapping(let mapping):
             var members: [String: JSONValue] = [:]
@@ -169,12 +196,34 @@ public enum DefinitionLoader {
                 if members[name] != nil {
                     problems.append(DefinitionProblem(step: nil, field: childPath, message: "is repeated"))
                 }
-                members[name] = convert(value, path: childPath, depth: depth + 1, problems: &problems)
+                members[name] = convert(value, path: childPath, depth: depth + 1, state: &state, problems: &problems)
             }
             return .object(members)
         case .alias:
             problems.append(DefinitionProblem(step: nil, field: path, message: "uses a YAML alias, which is not allowed"))
             return .null
         }
+    }
+
+    /// Types a plain scalar by the YAML 1.2 core schema: null, true/false, decimal integers and
+    /// floating-point numbers; anything else (`yes`, `on`, `010x`, `1:30`) is a string.
+    static func coreSchemaValue(_ text: String) -> JSONValue {
+        switch text {
+        case "", "~", "null", "Null", "NULL": return .null
+        case "true", "True", "TRUE": return .bool(true)
+        case "false", "False", "FALSE": return .bool(false)
+        default: break
+        }
+        let body = text.first == "-" || text.first == "+" ? text.dropFirst() : Substring(text)
+        guard let first = body.first, first.isASCII, first.isNumber || first == "." else { return .string(text) }
+        if body.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            if let value = Int64(text.first == "+" ? String(body) : text) { return .integer(value) }
+            return .string(text)
+        }
+        let allowed = Set("0123456789.eE+-")
+        if body.allSatisfy({ allowed.contains($0) }), let value = Double(text), value.isFinite {
+            return .double(value)
+        }
+        return .string(text)
     }
 }
