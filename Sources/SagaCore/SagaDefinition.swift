@@ -11,7 +11,11 @@ public struct SagaDefinition: Sendable, Hashable {
     /// When set, a saga still running this long after its start is compensated.
     public var deadline: SagaDuration?
     /// The top-level steps, run in order.
-    public var steps: [StepDefinition]
+    public var steps: [StepDefinition] {
+        didSet { layout = StepLayout(steps) }
+    }
+    /// Where each step sits, for lookups by name in constant time.
+    var layout: StepLayout
 
     public init(
         name: String, version: Int, description: String? = nil, deadline: SagaDuration? = nil,
@@ -22,23 +26,29 @@ public struct SagaDefinition: Sendable, Hashable {
         self.description = description
         self.deadline = deadline
         self.steps = steps
+        self.layout = StepLayout(steps)
     }
 
     /// The index of the pivot step among ``steps``, when there is one.
-    public var pivotIndex: Int? { steps.firstIndex(where: \.isPivot) }
+    public var pivotIndex: Int? { layout.pivotIndex }
 
     /// Every command step by name, the members of parallel groups included.
     public func commandStep(named name: String) -> CommandStep? {
-        for step in steps {
-            switch step.kind {
-            case .command(let command) where step.name == name: return command
-            case .parallel(let group):
-                if let member = group.steps.first(where: { $0.name == name }) { return member.command }
-            case .command, .signal, .sleep: continue
-            }
-        }
-        return nil
+        layout.indexByName[name].flatMap(commandStep(at:))
     }
+
+    /// The command step at `index` in the order of ``SagaInstance/steps``.
+    func commandStep(at index: Int) -> CommandStep? {
+        let location = layout.locations[index]
+        switch steps[location.top].kind {
+        case .command(let command): return location.member == nil ? command : nil
+        case .parallel(let group): return location.member.map { group.steps[$0].command }
+        case .signal, .sleep: return nil
+        }
+    }
+
+    /// The number of steps, members of parallel groups and the groups themselves included.
+    public var stepCount: Int { layout.locations.count }
 
     /// The names of every step, members of parallel groups included, in definition order.
     public var allStepNames: [String] {
@@ -178,5 +188,49 @@ public struct ParallelGroup: Sendable, Hashable {
 
     public init(steps: [Member]) {
         self.steps = steps
+    }
+}
+
+/// Where every step of a definition sits: the index of its state in ``SagaInstance/steps``, its
+/// top-level step and, for a member of a parallel group, its place in the group.
+struct StepLayout: Sendable, Hashable {
+    struct Location: Sendable, Hashable {
+        /// The index among the definition's top-level steps.
+        var top: Int
+        /// The index within the parallel group, for a member.
+        var member: Int?
+        /// Whether the step sends commands (a command step or a group member).
+        var isCommand: Bool
+        /// Whether the step is a signal wait or a sleep.
+        var isWait: Bool
+    }
+
+    /// One location per step state, in the order of ``SagaInstance/steps``.
+    var locations: [Location] = []
+    /// The state index of each step by name.
+    var indexByName: [String: Int] = [:]
+    /// The state index of each top-level step.
+    var topStateIndex: [Int] = []
+    /// The pivot's top-level index.
+    var pivotIndex: Int?
+
+    init(_ steps: [StepDefinition]) {
+        for (top, step) in steps.enumerated() {
+            if step.isPivot && pivotIndex == nil { pivotIndex = top }
+            topStateIndex.append(locations.count)
+            indexByName[step.name] = indexByName[step.name] ?? locations.count
+            switch step.kind {
+            case .command:
+                locations.append(Location(top: top, member: nil, isCommand: true, isWait: false))
+            case .signal, .sleep:
+                locations.append(Location(top: top, member: nil, isCommand: false, isWait: true))
+            case .parallel(let group):
+                locations.append(Location(top: top, member: nil, isCommand: false, isWait: false))
+                for (member, entry) in group.steps.enumerated() {
+                    indexByName[entry.name] = indexByName[entry.name] ?? locations.count
+                    locations.append(Location(top: top, member: member, isCommand: true, isWait: false))
+                }
+            }
+        }
     }
 }

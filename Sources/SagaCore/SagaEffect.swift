@@ -180,6 +180,40 @@ public struct SagaTransition: Sendable, Hashable {
 /// does not answer with the failure it stored.
 public enum IdempotencyKey {
     public static func make(sagaID: String, step: String, action: StepAction, generation: Int = 0) -> String {
-        generation == 0 ? "\(sagaID):\(step):\(action.rawValue)" : "\(sagaID):\(step):\(action.rawValue):\(generation)"
+        var key = sagaID
+        key.reserveCapacity(sagaID.utf8.count + step.utf8.count + 16)
+        key += ":"
+        key += step
+        key += action == .execute ? ":execute" : ":compensate"
+        if generation != 0 {
+            key += ":"
+            key += String(generation)
+        }
+        return key
+    }
+
+    /// Whether `key` is the key ``make(sagaID:step:action:generation:)`` gives, checked without
+    /// building it.
+    public static func matches(
+        _ key: String, sagaID: String, step: String, action: StepAction, generation: Int = 0
+    ) -> Bool {
+        var key = key
+        return key.withUTF8 { bytes in
+            var offset = 0
+            func take(_ part: String) -> Bool {
+                var part = part
+                return part.withUTF8 { expected in
+                    guard offset + expected.count <= bytes.count else { return false }
+                    for index in 0..<expected.count where bytes[offset + index] != expected[index] { return false }
+                    offset += expected.count
+                    return true
+                }
+            }
+            guard take(sagaID), take(":"), take(step), take(action == .execute ? ":execute" : ":compensate") else {
+                return false
+            }
+            if generation != 0 { guard take(":"), take(String(generation)) else { return false } }
+            return offset == bytes.count
+        }
     }
 }

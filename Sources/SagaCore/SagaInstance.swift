@@ -236,7 +236,7 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     /// The data that conditions read and commands carry: `input`, `steps` (results of completed steps)
     /// and `signals` (payloads of consumed signals).
     public var data: JSONValue {
-        var results: [String: JSONValue] = [:]
+        var results: [String: JSONValue] = Dictionary(minimumCapacity: steps.count)
         for step in steps where step.status == .completed {
             if let result = step.result { results[step.name] = result }
         }

@@ -18,8 +18,13 @@ public enum SagaMachine {
         -> SagaTransition
     {
         var steps: [StepState] = []
-        steps.reserveCapacity(definition.allStepNames.count)
-        for name in definition.allStepNames { steps.append(StepState(name: name)) }
+        steps.reserveCapacity(definition.stepCount)
+        for step in definition.steps {
+            steps.append(StepState(name: step.name))
+            if case .parallel(let group) = step.kind {
+                for member in group.steps { steps.append(StepState(name: member.name)) }
+            }
+        }
         let saga = SagaInstance(
             id: id, definitionName: definition.name, definitionVersion: definition.version, status: .running,
             input: input, cursor: 0, steps: steps, signals: [:], seenSignalIDs: [], bufferedSignals: [],
@@ -42,8 +47,8 @@ public enum SagaMachine {
         _ event: SagaEvent, to saga: SagaInstance, definition: SagaDefinition, now: SagaTimestamp
     ) -> SagaTransition {
         var runner = Runner(saga: saga, definition: definition, now: now)
-        guard definition.name == saga.definitionName, definition.version == saga.definitionVersion,
-            definition.allStepNames.count == saga.steps.count
+        guard definition.version == saga.definitionVersion, definition.name == saga.definitionName,
+            definition.stepCount == saga.steps.count
         else {
             runner.note(
                 .definitionMismatch,
@@ -59,7 +64,7 @@ public enum SagaMachine {
         case .abort(let reason): runner.abort(reason: reason)
         case .retry(let reason): runner.retry(reason: reason)
         }
-        if runner.saga != saga { runner.saga.updatedAt = now }
+        if runner.changed { runner.saga.updatedAt = now }
         return runner.transition
     }
 }
@@ -70,6 +75,8 @@ struct Runner {
     let definition: SagaDefinition
     let now: SagaTimestamp
     var effects: [SagaEffect] = []
+    /// Set when the saga's state changed in a way no effect shows (a timer fired, a late result kept).
+    var touched = false
 
     init(saga: SagaInstance, definition: SagaDefinition, now: SagaTimestamp) {
         self.saga = saga
@@ -79,6 +86,19 @@ struct Runner {
     }
 
     var transition: SagaTransition { SagaTransition(saga: saga, effects: effects) }
+
+    /// Whether the transition changed the saga: every change either yields a command, a timer, a
+    /// lifecycle event or a signal outcome, or sets ``touched``. Notes and refusals change nothing.
+    var changed: Bool {
+        touched
+            || effects.contains { effect in
+                switch effect {
+                case .send, .schedule, .cancelTimer, .signalOutcome: return true
+                case .publish(let event): return event.kind != .requestRejected && event.kind != .startDuplicate
+                case .note: return false
+                }
+            }
+    }
 
     // MARK: effects
 
@@ -108,6 +128,17 @@ struct Runner {
         effects.append(.cancelTimer(id: id))
     }
 
+    /// Cancels the attempt timer of `kind` for a step's action and attempt, when it is set.
+    mutating func cancelTimer(_ kind: SagaTimer.Kind, _ step: String, _ action: StepAction, _ attempt: Int) {
+        guard
+            let index = saga.timers.firstIndex(where: {
+                $0.attempt == attempt && $0.kind == kind && $0.action == action && $0.step == step
+            })
+        else { return }
+        let timer = saga.timers.remove(at: index)
+        effects.append(.cancelTimer(id: timer.id))
+    }
+
     mutating func cancelAllTimers() {
         for timer in saga.timers { effects.append(.cancelTimer(id: timer.id)) }
         saga.timers.removeAll()
@@ -122,19 +153,15 @@ struct Runner {
 
     // MARK: looking things up
 
-    func index(of step: String) -> Int? { saga.stepIndex(step) }
+    func index(of step: String) -> Int? { definition.layout.indexByName[step] }
 
     /// The index among the definition's top-level steps of the step (or group) that holds `name`.
     func topLevelIndex(of name: String) -> Int? {
-        definition.steps.firstIndex { step in
-            if step.name == name { return true }
-            if case .parallel(let group) = step.kind { return group.steps.contains { $0.name == name } }
-            return false
-        }
+        definition.layout.indexByName[name].map { definition.layout.locations[$0].top }
     }
 
     func isAfterPivot(_ name: String) -> Bool {
-        guard let pivot = definition.pivotIndex, let index = topLevelIndex(of: name) else { return false }
+        guard let pivot = definition.layout.pivotIndex, let index = topLevelIndex(of: name) else { return false }
         return index > pivot
     }
 
@@ -160,7 +187,7 @@ struct Runner {
     mutating func advance() {
         while saga.cursor < definition.steps.count {
             let step = definition.steps[saga.cursor]
-            guard let index = index(of: step.name) else { return }
+            let index = definition.layout.topStateIndex[saga.cursor]
             if let when = step.when, !when.evaluate(saga.data) {
                 skip(index)
                 saga.cursor += 1
@@ -342,15 +369,7 @@ struct Runner {
                 } else {
                     // Between retries, or a group whose members are handled on their own: it failed.
                     // A wait or a sleep that is cut short: it never finished.
-                    let name = saga.steps[index].name
-                    let isWait = definition.steps.contains { step in
-                        guard step.name == name else { return false }
-                        switch step.kind {
-                        case .signal, .sleep: return true
-                        case .command, .parallel: return false
-                        }
-                    }
-                    saga.steps[index].status = isWait ? .skipped : .failed
+                    saga.steps[index].status = definition.layout.locations[index].isWait ? .skipped : .failed
                 }
                 saga.steps[index].finishedAt = now
             case .pending, .completed, .failed, .skipped, .compensating, .compensated, .compensationFailed:
@@ -369,7 +388,7 @@ struct Runner {
     }
 
     func isCommand(_ name: String) -> Bool {
-        definition.commandStep(named: name) != nil
+        definition.layout.indexByName[name].map { definition.layout.locations[$0].isCommand } ?? false
     }
 
     /// Starts the compensation at the plan's position, passing over steps with nothing to undo; ends
@@ -378,7 +397,7 @@ struct Runner {
         guard var compensation = saga.compensation else { return }
         while compensation.position < compensation.plan.count {
             let name = compensation.plan[compensation.position]
-            if let index = index(of: name), let command = definition.commandStep(named: name),
+            if let index = index(of: name), let command = definition.commandStep(at: index),
                 command.compensation != nil
             {
                 saga.compensation = compensation
@@ -484,14 +503,15 @@ struct Runner {
     }
 
     mutating func reply(_ reply: StepReply) {
-        guard let index = index(of: reply.step), let command = definition.commandStep(named: reply.step) else {
+        guard let index = index(of: reply.step), let command = definition.commandStep(at: index) else {
             note(.unknownStep, step: reply.step, attempt: reply.attempt)
             return
         }
         let state = saga.steps[index]
         let generation = reply.action == .execute ? state.executeGeneration : state.compensateGeneration
-        let current = key(state, reply.action)
-        if reply.idempotencyKey != current {
+        if !IdempotencyKey.matches(
+            reply.idempotencyKey, sagaID: saga.id, step: state.name, action: reply.action, generation: generation)
+        {
             let earlier = (0..<generation).contains { old in
                 IdempotencyKey.make(sagaID: saga.id, step: state.name, action: reply.action, generation: old)
                     == reply.idempotencyKey
@@ -519,7 +539,7 @@ struct Runner {
         }
         let waiting = state.status == .running && !saga.status.isFinished && saga.status != .compensating
         if waiting && state.inFlight == reply.attempt {
-            cancelTimer(Self.timerID(state.name, .execute, reply.attempt, .attemptTimeout))
+            cancelTimer(.attemptTimeout, state.name, .execute, reply.attempt)
             switch reply.outcome {
             case .success(let result): completeCommand(index, result: result)
             case .failure(let error): executeFailed(index, command, error: error)
@@ -533,10 +553,8 @@ struct Runner {
         if waiting {
             // Every attempt carries the same idempotency key, so an earlier attempt's success is the
             // step's success: stop waiting for the retry.
-            if let inFlight = state.inFlight {
-                cancelTimer(Self.timerID(state.name, .execute, inFlight, .attemptTimeout))
-            }
-            cancelTimer(Self.timerID(state.name, .execute, state.attempt, .retryBackoff))
+            if let inFlight = state.inFlight { cancelTimer(.attemptTimeout, state.name, .execute, inFlight) }
+            cancelTimer(.retryBackoff, state.name, .execute, state.attempt)
             note(.earlierAttemptAccepted, step: state.name, attempt: reply.attempt)
             completeCommand(index, result: result)
             return
@@ -546,13 +564,17 @@ struct Runner {
             return
         }
         // A success for a step that is not completed: it may have taken effect after all.
-        if saga.steps[index].result == nil { saga.steps[index].result = result }
+        if saga.steps[index].result == nil {
+            saga.steps[index].result = result
+            touched = true
+        }
         if state.mayHaveTakenEffect {
             note(.lateReply, step: state.name, attempt: reply.attempt, detail: "late success; compensated anyway")
             return
         }
         saga.steps[index].mayHaveTakenEffect = true
         saga.steps[index].effectOrder = nextEffectOrder()
+        touched = true
         if saga.status == .compensating || saga.status == .failed, var compensation = saga.compensation {
             // Undo it next: it is the latest step to take effect.
             compensation.plan.insert(state.name, at: min(compensation.position + 1, compensation.plan.count))
@@ -571,7 +593,7 @@ struct Runner {
         }
         let waiting = state.status == .compensating && saga.status == .compensating
         if waiting && state.inFlight == reply.attempt {
-            cancelTimer(Self.timerID(state.name, .compensate, reply.attempt, .attemptTimeout))
+            cancelTimer(.attemptTimeout, state.name, .compensate, reply.attempt)
             switch reply.outcome {
             case .success: compensated(index)
             case .failure(let error): compensationFailed(index, command, error: error)
@@ -579,10 +601,8 @@ struct Runner {
             return
         }
         if waiting, case .success = reply.outcome {
-            if let inFlight = state.inFlight {
-                cancelTimer(Self.timerID(state.name, .compensate, inFlight, .attemptTimeout))
-            }
-            cancelTimer(Self.timerID(state.name, .compensate, state.compensationAttempt, .retryBackoff))
+            if let inFlight = state.inFlight { cancelTimer(.attemptTimeout, state.name, .compensate, inFlight) }
+            cancelTimer(.retryBackoff, state.name, .compensate, state.compensationAttempt)
             note(.earlierAttemptAccepted, step: state.name, attempt: reply.attempt)
             compensated(index)
             return
@@ -597,6 +617,7 @@ struct Runner {
             return
         }
         let timer = saga.timers.remove(at: position)
+        touched = true
         switch timer.kind {
         case .deadline:
             if saga.pastPivot {
@@ -607,7 +628,7 @@ struct Runner {
                 startCompensation(reason: "the saga deadline passed", outcome: .compensated)
             }
         case .attemptTimeout:
-            guard let name = timer.step, let index = index(of: name), let command = definition.commandStep(named: name),
+            guard let name = timer.step, let index = index(of: name), let command = definition.commandStep(at: index),
                 let attempt = timer.attempt
             else { return }
             publish(.stepTimedOut, step: name, attempt: attempt)
@@ -617,7 +638,7 @@ struct Runner {
                 executeFailed(index, command, error: .timeout(attempt: attempt))
             }
         case .retryBackoff:
-            guard let name = timer.step, let index = index(of: name), let command = definition.commandStep(named: name)
+            guard let name = timer.step, let index = index(of: name), let command = definition.commandStep(at: index)
             else { return }
             if timer.action == .compensate { beginCompensate(index, command) } else { beginExecute(index, command) }
         case .signalTimeout:
@@ -743,8 +764,7 @@ struct Runner {
     }
 
     mutating func retry(reason: String) {
-        guard saga.status == .failed, let failure = saga.failure, let index = index(of: failure.step),
-            let command = definition.commandStep(named: failure.step)
+        guard saga.status == .failed, let failure = saga.failure, let index = index(of: failure.step), let command = definition.commandStep(at: index)
         else {
             publish(.requestRejected, reason: "retry refused: the saga is \(saga.status.rawValue), not failed")
             return

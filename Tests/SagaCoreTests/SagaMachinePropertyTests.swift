@@ -135,6 +135,22 @@ struct SagaMachinePropertyTests {
         }
     }
 
+    @Test("updatedAt moves exactly when the saga changed")
+    func updatedAtTracksChanges() async {
+        await propertyCheck(count: Self.cases, input: Self.inputs) { input in
+            let simulation = Simulation(input)
+            for record in simulation.records {
+                var after = record.after
+                after.updatedAt = record.before.updatedAt
+                if after == record.before {
+                    #expect(record.after.updatedAt == record.before.updatedAt, "\(record.event) touched an unchanged saga")
+                } else {
+                    #expect(record.after.updatedAt == record.now, "\(record.event) changed the saga without updatedAt")
+                }
+            }
+        }
+    }
+
     @Test("the same events always give the same result")
     func deterministic() async {
         await propertyCheck(count: Self.cases, input: Self.inputs) { input in

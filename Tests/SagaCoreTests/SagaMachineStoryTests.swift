@@ -789,3 +789,25 @@ struct SagaMachineStoryTests {
         #expect(decoded == saga.saga)
     }
 }
+
+@Suite("Idempotency keys")
+struct IdempotencyKeyTests {
+    @Test(arguments: [
+        ("s-1", "charge", StepAction.execute, 0, "s-1:charge:execute"),
+        ("s-1", "charge", StepAction.compensate, 0, "s-1:charge:compensate"),
+        ("s-1", "charge", StepAction.execute, 3, "s-1:charge:execute:3"),
+        ("s-1", "charge", StepAction.compensate, 12, "s-1:charge:compensate:12"),
+    ])
+    func makeAndMatch(saga: String, step: String, action: StepAction, generation: Int, key: String) {
+        #expect(IdempotencyKey.make(sagaID: saga, step: step, action: action, generation: generation) == key)
+        #expect(IdempotencyKey.matches(key, sagaID: saga, step: step, action: action, generation: generation))
+    }
+
+    @Test(arguments: [
+        "s-1:charge:execute:1", "s-1:charge:compensate", "s-2:charge:execute", "s-1:charg:execute",
+        "s-1:charge:execute:", "s-1:charge:executex", "", "s-1", "s-1:charge",
+    ])
+    func mismatches(key: String) {
+        #expect(!IdempotencyKey.matches(key, sagaID: "s-1", step: "charge", action: .execute, generation: 0))
+    }
+}

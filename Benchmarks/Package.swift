@@ -1,0 +1,26 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Benchmarks live in their own package so that building and testing the product does not build the
+// benchmark harness. Run them with `scripts/bench.sh` (see BENCHMARKS.md).
+let package = Package(
+    name: "SagaBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "saga-orchestrator", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "SagaCoreBenchmarks",
+            dependencies: [
+                .product(name: "SagaCore", package: "saga-orchestrator"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/SagaCoreBenchmarks",
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    ],
+    swiftLanguageModes: [.v6]
+)
