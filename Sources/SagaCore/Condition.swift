@@ -81,7 +81,12 @@ extension Condition {
     }
 
     enum Comparison: String, Sendable {
-        case equal = "==", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
+        case equal = "=="
+        case notEqual = "!="
+        case less = "<"
+        case lessOrEqual = "<="
+        case greater = ">"
+        case greaterOrEqual = ">="
         case contains = "in"
     }
 
@@ -98,7 +103,7 @@ extension Condition {
             switch self {
             case .literal: break
             case .path(let components): body(components)
-            case .list(let nodes): nodes.forEach { $0.collectPaths(body) }
+            case .list(let nodes): for node in nodes { node.collectPaths(body) }
             case .not(let node): node.collectPaths(body)
             case .and(let lhs, let rhs), .or(let lhs, let rhs), .compare(let lhs, _, let rhs):
                 lhs.collectPaths(body)
@@ -172,7 +177,11 @@ extension Condition {
 
     struct Token: Sendable {
         enum Kind: Equatable, Sendable {
-            case name(String), number(JSONValue), string(String), symbol(String), end
+            case name(String)
+            case number(JSONValue)
+            case string(String)
+            case symbol(String)
+            case end
         }
         var kind: Kind
         var position: Int
@@ -290,7 +299,8 @@ extension Condition {
 
         mutating func parseExpression(depth: Int) throws(ConditionError) -> Node {
             guard depth < Condition.maximumDepth else {
-                throw ConditionError(message: "is nested deeper than \(Condition.maximumDepth)", position: peek.position)
+                throw ConditionError(
+                    message: "is nested deeper than \(Condition.maximumDepth)", position: peek.position)
             }
             var node = try parseAnd(depth: depth)
             while take("||") { node = .or(node, try parseAnd(depth: depth)) }
@@ -306,7 +316,8 @@ extension Condition {
         mutating func parseUnary(depth: Int) throws(ConditionError) -> Node {
             if take("!") {
                 guard depth + 1 < Condition.maximumDepth else {
-                    throw ConditionError(message: "is nested deeper than \(Condition.maximumDepth)", position: peek.position)
+                    throw ConditionError(
+                        message: "is nested deeper than \(Condition.maximumDepth)", position: peek.position)
                 }
                 return .not(try parseUnary(depth: depth + 1))
             }
@@ -358,7 +369,8 @@ extension Condition {
                             components.append(.member(name))
                         case .number, .name, .symbol, .end:
                             throw ConditionError(
-                                message: "expected an index or a quoted name in '[ ]'", position: subscriptToken.position)
+                                message: "expected an index or a quoted name in '[ ]'",
+                                position: subscriptToken.position)
                         }
                         try expect("]")
                     } else {
@@ -372,7 +384,8 @@ extension Condition {
                 return node
             case .symbol("["):
                 guard depth + 1 < Condition.maximumDepth else {
-                    throw ConditionError(message: "is nested deeper than \(Condition.maximumDepth)", position: token.position)
+                    throw ConditionError(
+                        message: "is nested deeper than \(Condition.maximumDepth)", position: token.position)
                 }
                 var elements: [Node] = []
                 if !take("]") {

@@ -35,12 +35,14 @@ enum NameRule {
     static func isValid(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 128 else { return false }
         func allowed(_ scalar: Unicode.Scalar) -> Bool {
-            scalar.isASCII && (CharacterSetASCII.isAlphanumeric(scalar) || scalar == "." || scalar == "_" || scalar == "-")
+            scalar.isASCII
+                && (CharacterSetASCII.isAlphanumeric(scalar) || scalar == "." || scalar == "_" || scalar == "-")
         }
         return CharacterSetASCII.isAlphanumeric(first) && name.unicodeScalars.allSatisfy(allowed)
     }
 
-    static let message = "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (at most 128)"
+    static let message =
+        "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (at most 128)"
 }
 
 enum CharacterSetASCII {
@@ -222,7 +224,8 @@ struct DecodingContext {
                 label, nil,
                 kinds.isEmpty
                     ? "needs one of command, signal, sleep or parallel"
-                    : "has \(kinds.joined(separator: " and ")): a step does exactly one of command, signal, sleep or parallel")
+                    : "has \(kinds.joined(separator: " and ")): a step does exactly one of command, signal, sleep or parallel"
+            )
             for key in kinds { _ = reader.value(key) }
         } else {
             switch kinds[0] {
@@ -248,7 +251,8 @@ struct DecodingContext {
         let compensation = name(&reader, "compensation", required: false)
         let timeout = duration(&reader, "timeout", required: true)
         let compensationTimeout = duration(&reader, "compensationTimeout")
-        let retry = decodeRetry(reader.value("retry"), step: step, path: reader.field("retry"), default: .defaultExecute)
+        let retry = decodeRetry(
+            reader.value("retry"), step: step, path: reader.field("retry"), default: .defaultExecute)
         let compensationRetry = decodeRetry(
             reader.value("compensationRetry"), step: step, path: reader.field("compensationRetry"),
             default: .defaultCompensate)
@@ -401,7 +405,9 @@ struct DecodingContext {
         var members: [ParallelGroup.Member] = []
         for (index, element) in elements.enumerated() {
             let label: String
-            if case .string(let memberName) = element["name"] ?? .null { label = memberName } else {
+            if case .string(let memberName) = element["name"] ?? .null {
+                label = memberName
+            } else {
                 label = "\(step)#\(index + 1)"
             }
             guard var reader = object(element, step: label, path: "") else { continue }
@@ -449,7 +455,9 @@ struct DecodingContext {
 
     mutating func checkCommand(_ command: CommandStep, step: String) {
         if command.timeout == .zero { problem(step, "command.timeout", "must be longer than zero") }
-        for (field, policy) in [("command.retry", command.retry), ("command.compensationRetry", command.compensationRetry)] {
+        for (field, policy) in [
+            ("command.retry", command.retry), ("command.compensationRetry", command.compensationRetry),
+        ] {
             if policy.maxAttempts < 1 { problem(step, "\(field).maxAttempts", "must be at least 1") }
             if policy.multiplier < 1 { problem(step, "\(field).multiplier", "must be between 1 and 100") }
             if policy.jitter < 0 || policy.jitter > 1 { problem(step, "\(field).jitter", "must be between 0 and 1") }
@@ -495,10 +503,12 @@ struct DecodingContext {
                 if afterPivot && signal.onTimeout == .compensate {
                     problem(
                         step.name, "signal.onTimeout",
-                        "must be continue after the pivot (step '\(definition.steps[pivotIndex!].name)'): nothing is compensated after it")
+                        "must be continue after the pivot (step '\(definition.steps[pivotIndex!].name)'): nothing is compensated after it"
+                    )
                 }
                 if afterPivot && signal.failWhen != nil {
-                    problem(step.name, "signal.failWhen", "is not allowed after the pivot: nothing is compensated after it")
+                    problem(
+                        step.name, "signal.failWhen", "is not allowed after the pivot: nothing is compensated after it")
                 }
                 if let failWhen = signal.failWhen {
                     checkReferences(failWhen, step: step.name, field: "signal.failWhen", earlier: earlier)
@@ -524,7 +534,9 @@ struct DecodingContext {
 
     mutating func checkCompensation(_ command: CommandStep, step: String, afterPivot: Bool, isPivot: Bool) {
         if afterPivot, command.compensation != nil {
-            problem(step, "command.compensation", "is not allowed after the pivot: steps after it are retried forward, never compensated")
+            problem(
+                step, "command.compensation",
+                "is not allowed after the pivot: steps after it are retried forward, never compensated")
         } else if !afterPivot, !isPivot, command.compensation == nil {
             warnings.append(
                 DefinitionProblem(

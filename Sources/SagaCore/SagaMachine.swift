@@ -52,7 +52,9 @@ public enum SagaMachine {
         else {
             runner.note(
                 .definitionMismatch,
-                detail: "saga runs \(saga.definitionName) v\(saga.definitionVersion), got \(definition.name) v\(definition.version)")
+                detail:
+                    "saga runs \(saga.definitionName) v\(saga.definitionVersion), got \(definition.name) v\(definition.version)"
+            )
             return runner.transition
         }
         switch event {
@@ -148,7 +150,8 @@ struct Runner {
         _ signal: SignalDelivery, _ kind: SignalOutcome.Kind, step: String? = nil, reason: String? = nil
     ) {
         effects.append(
-            .signalOutcome(SignalOutcome(signalID: signal.id, name: signal.name, kind: kind, step: step, reason: reason)))
+            .signalOutcome(
+                SignalOutcome(signalID: signal.id, name: signal.name, kind: kind, step: step, reason: reason)))
     }
 
     // MARK: looking things up
@@ -347,7 +350,8 @@ struct Runner {
             publish(
                 .stepFailed, step: state.name, attempt: state.attempt, error: error,
                 reason: "retries exhausted after \(used) attempts")
-            startCompensation(reason: "step '\(state.name)' failed after \(used) attempts: \(error.code)", outcome: .compensated)
+            startCompensation(
+                reason: "step '\(state.name)' failed after \(used) attempts: \(error.code)", outcome: .compensated)
         }
     }
 
@@ -454,7 +458,8 @@ struct Runner {
         let state = saga.steps[index]
         let used = state.compensationAttempt - state.compensationBudgetStart
         if error.retryable && used < command.compensationRetry.maxAttempts {
-            let unit = Jitter.unit(saga.id, state.name, StepAction.compensate.rawValue, String(state.compensationAttempt))
+            let unit = Jitter.unit(
+                saga.id, state.name, StepAction.compensate.rawValue, String(state.compensationAttempt))
             let due = now + command.compensationRetry.delay(afterAttempt: used, unit: unit)
             schedule(
                 SagaTimer(
@@ -721,7 +726,8 @@ struct Runner {
             saga.steps[index].lastError = error
             saga.steps[index].finishedAt = now
             publish(.stepFailed, step: name, error: error)
-            startCompensation(reason: "signal '\(signal.name)' to step '\(name)' failed the saga", outcome: .compensated)
+            startCompensation(
+                reason: "signal '\(signal.name)' to step '\(name)' failed the saga", outcome: .compensated)
             return false
         }
         saga.steps[index].status = .completed
@@ -764,7 +770,8 @@ struct Runner {
     }
 
     mutating func retry(reason: String) {
-        guard saga.status == .failed, let failure = saga.failure, let index = index(of: failure.step), let command = definition.commandStep(at: index)
+        guard saga.status == .failed, let failure = saga.failure, let index = index(of: failure.step),
+            let command = definition.commandStep(at: index)
         else {
             publish(.requestRejected, reason: "retry refused: the saga is \(saga.status.rawValue), not failed")
             return
@@ -792,7 +799,8 @@ struct Runner {
             for (memberIndex, memberCommand) in resume {
                 let state = saga.steps[memberIndex]
                 saga.steps[memberIndex].attemptBudgetStart = state.attempt
-                if let error = state.lastError, !error.retryable || memberCommand.nonRetryableErrors.contains(error.code),
+                if let error = state.lastError,
+                    !error.retryable || memberCommand.nonRetryableErrors.contains(error.code),
                     state.status == .failed
                 {
                     saga.steps[memberIndex].executeGeneration += 1

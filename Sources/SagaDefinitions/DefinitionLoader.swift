@@ -22,7 +22,8 @@ public enum DefinitionLoader {
         guard text.utf8.count <= maximumFileSize else {
             throw DefinitionError(
                 source: source,
-                problems: [DefinitionProblem(step: nil, field: nil, message: "is larger than \(maximumFileSize) bytes")])
+                problems: [DefinitionProblem(step: nil, field: nil, message: "is larger than \(maximumFileSize) bytes")]
+            )
         }
         let json: JSONValue
         switch format ?? Format(source: source) {
@@ -36,7 +37,9 @@ public enum DefinitionLoader {
             guard json.depth <= maximumDepth else {
                 throw DefinitionError(
                     source: source,
-                    problems: [DefinitionProblem(step: nil, field: nil, message: "is nested deeper than \(maximumDepth)")])
+                    problems: [
+                        DefinitionProblem(step: nil, field: nil, message: "is nested deeper than \(maximumDepth)")
+                    ])
             }
         case .yaml:
             json = try yamlToJSON(text, source: source)
@@ -83,7 +86,8 @@ public enum DefinitionLoader {
                     source: name,
                     problems: [
                         DefinitionProblem(
-                            step: nil, field: "name", message: "and version repeat \(identity), already defined in \(other)")
+                            step: nil, field: "name",
+                            message: "and version repeat \(identity), already defined in \(other)")
                     ])
             }
             sources[identity] = name
@@ -119,7 +123,8 @@ public enum DefinitionLoader {
                 source: source, problems: [DefinitionProblem(step: nil, field: nil, message: "is not valid YAML")])
         }
         guard let node else {
-            throw DefinitionError(source: source, problems: [DefinitionProblem(step: nil, field: nil, message: "is empty")])
+            throw DefinitionError(
+                source: source, problems: [DefinitionProblem(step: nil, field: nil, message: "is empty")])
         }
         var problems: [DefinitionProblem] = []
         var state = ConversionState()
@@ -164,13 +169,15 @@ public enum DefinitionLoader {
         state.nodes += 1
         guard state.nodes <= maximumNodes else {
             if state.nodes == maximumNodes + 1 {
-                problems.append(DefinitionProblem(step: nil, field: nil, message: "has more than \(maximumNodes) values"))
+                problems.append(
+                    DefinitionProblem(step: nil, field: nil, message: "has more than \(maximumNodes) values"))
             }
             return .null
         }
         if let mark = node.mark, !(node.scalar?.string.isEmpty ?? false) {
             guard state.positions.insert(mark.line << 24 | mark.column).inserted else {
-                problems.append(DefinitionProblem(step: nil, field: path, message: "uses a YAML alias, which is not allowed"))
+                problems.append(
+                    DefinitionProblem(step: nil, field: path, message: "uses a YAML alias, which is not allowed"))
                 return .null
             }
         }
@@ -189,7 +196,8 @@ public enum DefinitionLoader {
             var members: [String: JSONValue] = [:]
             for (key, value) in mapping {
                 guard let name = key.string else {
-                    problems.append(DefinitionProblem(step: nil, field: path, message: "has a key that is not a string"))
+                    problems.append(
+                        DefinitionProblem(step: nil, field: path, message: "has a key that is not a string"))
                     continue
                 }
                 let childPath = path.isEmpty ? name : "\(path).\(name)"
@@ -200,7 +208,8 @@ public enum DefinitionLoader {
             }
             return .object(members)
         case .alias:
-            problems.append(DefinitionProblem(step: nil, field: path, message: "uses a YAML alias, which is not allowed"))
+            problems.append(
+                DefinitionProblem(step: nil, field: path, message: "uses a YAML alias, which is not allowed"))
             return .null
         }
     }

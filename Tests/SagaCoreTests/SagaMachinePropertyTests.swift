@@ -89,9 +89,18 @@ struct SagaMachinePropertyTests {
                 let state = saga.step(name)
                 #expect(state?.mayHaveTakenEffect == true, "\(name) compensated but never took effect")
                 #expect((state?.attempt ?? 0) >= 1, "\(name) compensated but never started")
-                if let pivot, let top = definition.steps.firstIndex(where: { step in
-                    step.name == name || { if case .parallel(let g) = step.kind { g.steps.contains { $0.name == name } } else { false } }()
-                }) {
+                if let pivot,
+                    let top = definition.steps.firstIndex(where: { step in
+                        step.name == name
+                            || {
+                                if case .parallel(let g) = step.kind {
+                                    g.steps.contains { $0.name == name }
+                                } else {
+                                    false
+                                }
+                            }()
+                    })
+                {
                     #expect(top <= pivot, "\(name) after the pivot was compensated")
                 }
             }
@@ -106,7 +115,8 @@ struct SagaMachinePropertyTests {
                 for state in saga.steps where state.mayHaveTakenEffect && !contractBroken.contains(state.name) {
                     guard let command = definition.commandStep(named: state.name) else { continue }
                     if command.compensation != nil {
-                        #expect(state.status == .compensated, "\(state.name) may have taken effect but is \(state.status)")
+                        #expect(
+                            state.status == .compensated, "\(state.name) may have taken effect but is \(state.status)")
                     }
                 }
             }
@@ -123,7 +133,9 @@ struct SagaMachinePropertyTests {
                 for state in saga.steps {
                     if let attempt = state.inFlight {
                         #expect(
-                            saga.timers.contains { $0.kind == .attemptTimeout && $0.step == state.name && $0.attempt == attempt },
+                            saga.timers.contains {
+                                $0.kind == .attemptTimeout && $0.step == state.name && $0.attempt == attempt
+                            },
                             "\(state.name) attempt \(attempt) in flight with no timeout")
                     }
                 }
@@ -143,7 +155,8 @@ struct SagaMachinePropertyTests {
                 var after = record.after
                 after.updatedAt = record.before.updatedAt
                 if after == record.before {
-                    #expect(record.after.updatedAt == record.before.updatedAt, "\(record.event) touched an unchanged saga")
+                    #expect(
+                        record.after.updatedAt == record.before.updatedAt, "\(record.event) touched an unchanged saga")
                 } else {
                     #expect(record.after.updatedAt == record.now, "\(record.event) changed the saga without updatedAt")
                 }
@@ -166,9 +179,13 @@ struct SagaMachinePropertyTests {
         await propertyCheck(count: Self.cases, input: Self.inputs) { input in
             let simulation = Simulation(input)
             var outcomes: [String: [SignalOutcome.Kind]] = [:]
-            for outcome in simulation.harness.signalOutcomes { outcomes[outcome.signalID, default: []].append(outcome.kind) }
+            for outcome in simulation.harness.signalOutcomes {
+                outcomes[outcome.signalID, default: []].append(outcome.kind)
+            }
             for (id, kinds) in outcomes {
-                let allowed: [[SignalOutcome.Kind]] = [[.rejected], [.consumed], [.buffered, .consumed], [.buffered, .expired]]
+                let allowed: [[SignalOutcome.Kind]] = [
+                    [.rejected], [.consumed], [.buffered, .consumed], [.buffered, .expired],
+                ]
                 #expect(allowed.contains(kinds), "signal \(id): \(kinds)")
             }
         }

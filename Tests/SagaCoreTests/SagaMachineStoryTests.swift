@@ -134,9 +134,10 @@ struct SagaMachineStoryTests {
         saga.fire(.attemptTimeout, step: "charge")
         saga.fire(.retryBackoff, step: "charge")
         saga.fire(.attemptTimeout, step: "charge")
-        #expect(saga.commandLog.filter { $0.hasPrefix("charge/execute") } == [
-            "charge/execute/1", "charge/execute/2", "charge/execute/3",
-        ])
+        #expect(
+            saga.commandLog.filter { $0.hasPrefix("charge/execute") } == [
+                "charge/execute/1", "charge/execute/2", "charge/execute/3",
+            ])
         // The charge may have happened: it is undone first, then the reservation.
         #expect(saga.compensationOrder == ["charge"])
         saga.succeed("charge", .compensate)
@@ -515,7 +516,9 @@ struct SagaMachineStoryTests {
                     SignalStep(
                         signals: ["approval", "override"], timeout: .hours(24), onTimeout: .compensate,
                         failWhen: try! Condition("signals.approval.approved == false")))),
-            Definitions.step("pay", Definitions.command("payments"), when: "signals.approval.approved == true || signals.override != null"),
+            Definitions.step(
+                "pay", Definitions.command("payments"),
+                when: "signals.approval.approved == true || signals.override != null"),
         ])
 
     @Test("a signal ends the wait and its payload joins the saga's data")
@@ -645,7 +648,9 @@ struct SagaMachineStoryTests {
         let before = saga.saga
         let reserve = try #require(saga.latestCommand("reserve"))
         saga.apply(
-            .reply(StepReply(step: "nope", action: .execute, attempt: 1, idempotencyKey: "x", outcome: .success(result: nil))))
+            .reply(
+                StepReply(
+                    step: "nope", action: .execute, attempt: 1, idempotencyKey: "x", outcome: .success(result: nil))))
         #expect(saga.lastNotes.map(\.kind) == [.unknownStep])
         saga.apply(
             .reply(

@@ -18,7 +18,8 @@ struct SimulationInput: Sendable, CustomStringConvertible {
     /// The definition these numbers describe. It always passes validation.
     var definition: SagaDefinition {
         var result: [StepDefinition] = []
-        let pivotIndex = steps.indices.contains(pivot) && [0, 1, 2, 3, 4, 5, 8, 9].contains(steps[pivot] % 10) ? pivot : nil
+        let pivotIndex =
+            steps.indices.contains(pivot) && [0, 1, 2, 3, 4, 5, 8, 9].contains(steps[pivot] % 10) ? pivot : nil
         for (index, spec) in steps.enumerated() {
             let name = "s\(index)"
             let afterPivot = pivotIndex.map { index > $0 } ?? false
@@ -54,14 +55,19 @@ struct SimulationInput: Sendable, CustomStringConvertible {
                 let count = 2 + spec % 2
                 let members = (0..<count).map { member in
                     ParallelGroup.Member(
-                        name: "\(name)m\(member)", when: member == 1 && spec % 3 == 0 ? try! Condition("input.flag == true") : nil,
+                        name: "\(name)m\(member)",
+                        when: member == 1 && spec % 3 == 0 ? try! Condition("input.flag == true") : nil,
                         command: command("p\(index)m\(member)", spec / (member + 1)))
                 }
                 result.append(
-                    StepDefinition(name: name, when: when, isPivot: index == pivotIndex, kind: .parallel(ParallelGroup(steps: members))))
+                    StepDefinition(
+                        name: name, when: when, isPivot: index == pivotIndex,
+                        kind: .parallel(ParallelGroup(steps: members))))
             default:
                 result.append(
-                    StepDefinition(name: name, when: when, isPivot: index == pivotIndex, kind: .command(command("p\(index)", spec))))
+                    StepDefinition(
+                        name: name, when: when, isPivot: index == pivotIndex, kind: .command(command("p\(index)", spec))
+                    ))
             }
         }
         return SagaDefinition(name: "generated", version: 1, deadline: deadline ? .minutes(10) : nil, steps: result)

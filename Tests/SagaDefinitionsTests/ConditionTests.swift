@@ -263,7 +263,8 @@ struct ConditionTests {
             "a bad number", "1.2.3 == 1",
             "bad number '1.2.3' at position 0", position: 0),
         .init(
-            "parentheses nested 32 deep", String(repeating: "(", count: 32) + "true" + String(repeating: ")", count: 32),
+            "parentheses nested 32 deep",
+            String(repeating: "(", count: 32) + "true" + String(repeating: ")", count: 32),
             "is nested deeper than 32 at position 32", position: 32),
         .init(
             "negations nested 32 deep", String(repeating: "!", count: 32) + "true",

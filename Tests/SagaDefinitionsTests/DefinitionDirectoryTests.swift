@@ -12,9 +12,10 @@ struct DefinitionDirectoryTests {
         #expect(loaded.map(\.definition.name) == ["order", "order", "refund"])
         #expect(loaded.map(\.definition.version) == [1, 2, 1])
         #expect(loaded.map { $0.definition.steps.count } == [2, 3, 1])
-        #expect(loaded[2].warnings.map(\.description) == [
-            "step 'refund': command.compensation is not set: if a later step fails, this step's effect stays"
-        ])
+        #expect(
+            loaded[2].warnings.map(\.description) == [
+                "step 'refund': command.compensation is not set: if a later step fails, this step's effect stays"
+            ])
     }
 
     @Test("One bad file refuses the directory, and the error names that file")

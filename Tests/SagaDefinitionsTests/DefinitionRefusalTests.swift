@@ -125,7 +125,9 @@ struct DefinitionRefusalTests {
         #expect(refusal(of: refusalCase.text, source: refusalCase.source) == refusalCase.expected)
     }
 
-    @Test("Bad durations are refused", arguments: ["30x", "", "-5s", "1.5s", "5", "1 h", "5w", "99999999999999d", "3651d"])
+    @Test(
+        "Bad durations are refused",
+        arguments: ["30x", "", "-5s", "1.5s", "5", "1 h", "5w", "99999999999999d", "3651d"])
     func badDuration(_ text: String) {
         let yaml = orderYAML(
             """
@@ -603,8 +605,10 @@ struct DefinitionRefusalTests {
     static let retryRules: [RefusalCase] = [
         retryCase("maxAttempts 0", "{maxAttempts: 0}", "command.retry.maxAttempts must be at least 1"),
         retryCase("maxAttempts 1001", "{maxAttempts: 1001}", "command.retry.maxAttempts must be at most 1000"),
-        retryCase("maxAttempts 2.5", "{maxAttempts: 2.5}", "command.retry.maxAttempts must be an integer, not a fraction"),
-        retryCase("maxAttempts as text", "{maxAttempts: three}", "command.retry.maxAttempts must be an integer, not string"),
+        retryCase(
+            "maxAttempts 2.5", "{maxAttempts: 2.5}", "command.retry.maxAttempts must be an integer, not a fraction"),
+        retryCase(
+            "maxAttempts as text", "{maxAttempts: three}", "command.retry.maxAttempts must be an integer, not string"),
         retryCase("jitter 1.5", "{jitter: 1.5}", "command.retry.jitter must be between 0 and 1"),
         retryCase("jitter -0.1", "{jitter: -0.1}", "command.retry.jitter must be between 0 and 1"),
         retryCase("multiplier 0.5", "{multiplier: 0.5}", "command.retry.multiplier must be between 1 and 100"),
@@ -725,7 +729,8 @@ struct DefinitionRefusalTests {
     @Test("A name of 128 characters is accepted")
     func longestName() throws {
         let name = String(repeating: "a", count: 128)
-        let loaded = try DefinitionLoader.load(text: "name: \(name)\nversion: 1\nsteps:\n" + reserveStep, source: "x.yaml")
+        let loaded = try DefinitionLoader.load(
+            text: "name: \(name)\nversion: 1\nsteps:\n" + reserveStep, source: "x.yaml")
         #expect(loaded.definition.name == name)
     }
 
@@ -758,7 +763,8 @@ struct DefinitionRefusalTests {
 
     @Test("Text that is not JSON is refused")
     func notJSON() {
-        #expect(refusal(of: #"{"name": "order", "version": 1,"#, source: "order.json") == ["order.json: is not valid JSON"])
+        #expect(
+            refusal(of: #"{"name": "order", "version": 1,"#, source: "order.json") == ["order.json: is not valid JSON"])
         #expect(refusal(of: "name: order\nversion: 1\n", source: "order.json") == ["order.json: is not valid JSON"])
     }
 

@@ -79,7 +79,8 @@ struct ExampleDefinitionTests {
 
     @Test("trip-booking.json: a parallel group, a condition on the input, a sleep and a deadline")
     func tripBooking() throws {
-        let loaded = try DefinitionLoader.load(contentsOf: TestFiles.examples.appendingPathComponent("trip-booking.json"))
+        let loaded = try DefinitionLoader.load(
+            contentsOf: TestFiles.examples.appendingPathComponent("trip-booking.json"))
         let definition = loaded.definition
         #expect(loaded.warnings.isEmpty)
         #expect(definition.name == "trip-booking")

@@ -7,10 +7,12 @@ let definition = SagaDefinition(
     steps: [
         StepDefinition(
             name: "reserve",
-            kind: .command(CommandStep(participant: "inventory", command: "inventory.reserve", compensation: "inventory.release"))),
+            kind: .command(
+                CommandStep(participant: "inventory", command: "inventory.reserve", compensation: "inventory.release"))),
         StepDefinition(
             name: "charge",
-            kind: .command(CommandStep(participant: "payments", command: "payments.charge", compensation: "payments.refund"))),
+            kind: .command(
+                CommandStep(participant: "payments", command: "payments.charge", compensation: "payments.refund"))),
         StepDefinition(name: "approve", kind: .signal(SignalStep(signals: ["approval"], timeout: .hours(24)))),
         StepDefinition(
             name: "ship", isPivot: true, kind: .command(CommandStep(participant: "shipping", command: "shipping.ship"))),
