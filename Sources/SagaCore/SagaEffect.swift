@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a transition asks the outside world to do. The engine writes them in the same transaction as
 /// the new state: commands and lifecycle events as outbox rows, timers as timer rows, everything as
 /// history.
@@ -180,16 +182,9 @@ public struct SagaTransition: Sendable, Hashable {
 /// does not answer with the failure it stored.
 public enum IdempotencyKey {
     public static func make(sagaID: String, step: String, action: StepAction, generation: Int = 0) -> String {
-        var key = sagaID
-        key.reserveCapacity(sagaID.utf8.count + step.utf8.count + 16)
-        key += ":"
-        key += step
-        key += action == .execute ? ":execute" : ":compensate"
-        if generation != 0 {
-            key += ":"
-            key += String(generation)
-        }
-        return key
+        let suffix = action == .execute ? ":execute" : ":compensate"
+        if generation == 0 { return .concatenating(sagaID, ":", step, suffix) }
+        return .concatenating(sagaID, ":", step, suffix, ":", String(generation))
     }
 
     /// Whether `key` is the key ``make(sagaID:step:action:generation:)`` gives, checked without
@@ -197,23 +192,23 @@ public enum IdempotencyKey {
     public static func matches(
         _ key: String, sagaID: String, step: String, action: StepAction, generation: Int = 0
     ) -> Bool {
+        let suffix = action == .execute ? ":execute" : ":compensate"
+        let tail = generation == 0 ? "" : ":" + String(generation)
+        let expected = sagaID.utf8.count + 1 + step.utf8.count + suffix.utf8.count + tail.utf8.count
+        guard key.utf8.count == expected else { return false }
         var key = key
         return key.withUTF8 { bytes in
             var offset = 0
-            func take(_ part: String) -> Bool {
+            func next(_ part: String) -> Bool {
                 var part = part
-                return part.withUTF8 { expected in
-                    guard offset + expected.count <= bytes.count else { return false }
-                    for index in 0..<expected.count where bytes[offset + index] != expected[index] { return false }
-                    offset += expected.count
-                    return true
+                let count = part.utf8.count
+                let equal = part.withUTF8 { expected in
+                    count == 0 || memcmp(bytes.baseAddress! + offset, expected.baseAddress!, count) == 0
                 }
+                offset += count
+                return equal
             }
-            guard take(sagaID), take(":"), take(step), take(action == .execute ? ":execute" : ":compensate") else {
-                return false
-            }
-            if generation != 0 { guard take(":"), take(String(generation)) else { return false } }
-            return offset == bytes.count
+            return next(sagaID) && next(":") && next(step) && next(suffix) && next(tail)
         }
     }
 }

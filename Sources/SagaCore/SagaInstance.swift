@@ -100,8 +100,6 @@ public struct StepState: Sendable, Hashable, Codable {
     public var mayHaveTakenEffect: Bool = false
     /// Orders steps by when they (last) took effect; compensation runs in descending order.
     public var effectOrder: Int?
-    /// The step's result (a command's reply, or a signal's payload).
-    public var result: JSONValue?
     /// The latest error.
     public var lastError: StepError?
     /// When the step began.
@@ -200,6 +198,9 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     public var cursor: Int
     /// Every step's state, members of parallel groups included, in definition order.
     public var steps: [StepState]
+    /// The result of every step whose action succeeded (a command's reply, a signal step's payload),
+    /// by step name; a compensation receives the result of the action it undoes.
+    public var results: [String: JSONValue]
     /// Payloads of consumed signals, by signal name.
     public var signals: [String: JSONValue]
     /// Ids of every signal that got an outcome; a repeated id is ignored.
@@ -233,14 +234,10 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         steps.firstIndex { $0.name == name }
     }
 
-    /// The data that conditions read and commands carry: `input`, `steps` (results of completed steps)
-    /// and `signals` (payloads of consumed signals).
+    /// The data that conditions read and commands carry: `input`, `steps` (``results``) and `signals`
+    /// (payloads of consumed signals).
     public var data: JSONValue {
-        var results: [String: JSONValue] = Dictionary(minimumCapacity: steps.count)
-        for step in steps where step.status == .completed {
-            if let result = step.result { results[step.name] = result }
-        }
-        return .object(["input": input, "steps": .object(results), "signals": .object(signals)])
+        .object(["input": input, "steps": .object(results), "signals": .object(signals)])
     }
 
     /// What the saga is waiting for, and until when: the earliest timer, described for people.

@@ -27,7 +27,8 @@ public enum SagaMachine {
         }
         let saga = SagaInstance(
             id: id, definitionName: definition.name, definitionVersion: definition.version, status: .running,
-            input: input, cursor: 0, steps: steps, signals: [:], seenSignalIDs: [], bufferedSignals: [],
+            input: input, cursor: 0, steps: steps, results: Dictionary(minimumCapacity: steps.count), signals: [:],
+            seenSignalIDs: [], bufferedSignals: [],
             timers: [], compensation: nil, pastPivot: false, failure: nil, effectCounter: 0, createdAt: now,
             updatedAt: now)
         var runner = Runner(saga: saga, definition: definition, now: now)
@@ -42,20 +43,35 @@ public enum SagaMachine {
     /// Applies one event to a saga and returns its new state and the effects to carry out.
     ///
     /// Never traps: an event that does not fit (a late reply, a stale timer, a signal for a finished
-    /// saga) leaves the state as it was and yields a note or a rejection.
+    /// saga) leaves the state as it was and yields a note or a rejection. The engine, which keeps
+    /// only the new state, uses ``SagaInstance/apply(_:definition:now:)`` to change it in place.
     public static func apply(
         _ event: SagaEvent, to saga: SagaInstance, definition: SagaDefinition, now: SagaTimestamp
     ) -> SagaTransition {
-        var runner = Runner(saga: saga, definition: definition, now: now)
-        guard definition.version == saga.definitionVersion, definition.name == saga.definitionName,
-            definition.stepCount == saga.steps.count
+        var next = saga
+        let effects = next.apply(event, definition: definition, now: now)
+        return SagaTransition(saga: next, effects: effects)
+    }
+}
+
+extension SagaInstance {
+    /// Applies one event to this saga in place and returns the effects to carry out: the same
+    /// transition as ``SagaMachine/apply(_:to:definition:now:)``, without copying the saga's state
+    /// when nothing else holds it.
+    public mutating func apply(_ event: SagaEvent, definition: SagaDefinition, now: SagaTimestamp) -> [SagaEffect] {
+        // Hand the state to the runner alone (a swap: no copy, no reference counting), so its
+        // changes need no copy either; it comes back when the transition is done.
+        var runner = Runner(saga: .placeholder, definition: definition, now: now)
+        swap(&self, &runner.saga)
+        defer { swap(&self, &runner.saga) }
+        guard definition.version == runner.saga.definitionVersion, definition.name == runner.saga.definitionName,
+            definition.stepCount == runner.saga.steps.count
         else {
             runner.note(
                 .definitionMismatch,
-                detail:
-                    "saga runs \(saga.definitionName) v\(saga.definitionVersion), got \(definition.name) v\(definition.version)"
-            )
-            return runner.transition
+                detail: "saga runs \(runner.saga.definitionName) v\(runner.saga.definitionVersion), got "
+                    + "\(definition.name) v\(definition.version)")
+            return runner.effects
         }
         switch event {
         case .start(let input): runner.duplicateStart(input: input)
@@ -67,8 +83,15 @@ public enum SagaMachine {
         case .retry(let reason): runner.retry(reason: reason)
         }
         if runner.changed { runner.saga.updatedAt = now }
-        return runner.transition
+        return runner.effects
     }
+
+    /// An empty saga that stands in while a transition holds the real state.
+    static let placeholder = SagaInstance(
+        id: "", definitionName: "", definitionVersion: 0, status: .aborted, input: .null, cursor: 0, steps: [],
+        results: [:], signals: [:], seenSignalIDs: [], bufferedSignals: [], timers: [], compensation: nil,
+        pastPivot: false, failure: nil, effectCounter: 0, createdAt: SagaTimestamp(millisecondsSinceEpoch: 0),
+        updatedAt: SagaTimestamp(millisecondsSinceEpoch: 0))
 }
 
 /// One transition in progress: the saga being changed and the effects collected so far.
@@ -174,8 +197,11 @@ struct Runner {
             generation: action == .execute ? state.executeGeneration : state.compensateGeneration)
     }
 
+    /// `<step>:<action>:<attempt>:timeout` or `…:retry`.
     static func timerID(_ step: String, _ action: StepAction, _ attempt: Int, _ kind: SagaTimer.Kind) -> String {
-        "\(step):\(action.rawValue):\(attempt):\(kind == .attemptTimeout ? "timeout" : "retry")"
+        .concatenating(
+            step, action == .execute ? ":execute:" : ":compensate:", String(attempt),
+            kind == .attemptTimeout ? ":timeout" : ":retry")
     }
 
     mutating func nextEffectOrder() -> Int {
@@ -251,12 +277,11 @@ struct Runner {
 
     /// A top-level step (or group) finished: mark the pivot, move the cursor, go on.
     mutating func completeTopLevel(_ index: Int) {
-        let name = saga.steps[index].name
         if saga.steps[index].status != .completed {
             saga.steps[index].status = .completed
             saga.steps[index].finishedAt = now
         }
-        if let top = topLevelIndex(of: name), definition.steps[top].isPivot { saga.pastPivot = true }
+        if definition.layout.locations[index].top == definition.layout.pivotIndex { saga.pastPivot = true }
         saga.cursor += 1
         advance()
     }
@@ -268,49 +293,49 @@ struct Runner {
         // reply the participant stored for this key) proves it did not.
         saga.steps[index].mayHaveTakenEffect = true
         saga.steps[index].effectOrder = nextEffectOrder()
-        let state = saga.steps[index]
-        let attempt = state.attempt
+        let attempt = saga.steps[index].attempt
+        let name = saga.steps[index].name
         saga.steps[index].inFlight = attempt
         let deadline = now + command.timeout
-        let executeKey = key(state, .execute)
+        let executeKey = IdempotencyKey.make(
+            sagaID: saga.id, step: name, action: .execute, generation: saga.steps[index].executeGeneration)
         effects.append(
             .send(
                 StepCommand(
-                    sagaID: saga.id, definitionName: saga.definitionName, step: state.name, action: .execute,
+                    sagaID: saga.id, definitionName: saga.definitionName, step: name, action: .execute,
                     participant: command.participant, commandType: command.command, idempotencyKey: executeKey,
                     actionKey: executeKey, attempt: attempt, deadline: deadline, payload: saga.data)))
         schedule(
             SagaTimer(
-                id: Self.timerID(state.name, .execute, attempt, .attemptTimeout), kind: .attemptTimeout,
-                step: state.name, action: .execute, attempt: attempt, dueAt: deadline))
-        publish(.stepStarted, step: state.name, attempt: attempt, until: deadline)
+                id: Self.timerID(name, .execute, attempt, .attemptTimeout), kind: .attemptTimeout, step: name,
+                action: .execute, attempt: attempt, dueAt: deadline))
+        publish(.stepStarted, step: name, attempt: attempt, until: deadline)
     }
 
     /// A command step's action succeeded.
     mutating func completeCommand(_ index: Int, result: JSONValue) {
         saga.steps[index].status = .completed
-        saga.steps[index].result = result
+        saga.results[saga.steps[index].name] = result
         saga.steps[index].inFlight = nil
         saga.steps[index].mayHaveTakenEffect = true
         saga.steps[index].effectOrder = nextEffectOrder()
         saga.steps[index].finishedAt = now
-        let name = saga.steps[index].name
-        publish(.stepCompleted, step: name, attempt: saga.steps[index].attempt)
-        guard let top = topLevelIndex(of: name) else { return }
-        if definition.steps[top].name == name {
+        publish(.stepCompleted, step: saga.steps[index].name, attempt: saga.steps[index].attempt)
+        let location = definition.layout.locations[index]
+        guard location.member != nil else {
             completeTopLevel(index)
             return
         }
         // A member of a parallel group: the group is done when no member is still going.
-        guard case .parallel(let group) = definition.steps[top].kind else { return }
-        let done = group.steps.allSatisfy { member in
-            let status = saga.step(member.name)?.status
-            return status == .completed || status == .skipped
+        let groupIndex = definition.layout.topStateIndex[location.top]
+        var member = groupIndex + 1
+        while member < saga.steps.count && definition.layout.locations[member].top == location.top {
+            let status = saga.steps[member].status
+            guard status == .completed || status == .skipped else { return }
+            member += 1
         }
-        if done, let groupIndex = self.index(of: definition.steps[top].name) {
-            publish(.stepCompleted, step: definition.steps[top].name)
-            completeTopLevel(groupIndex)
-        }
+        publish(.stepCompleted, step: saga.steps[groupIndex].name)
+        completeTopLevel(groupIndex)
     }
 
     /// A failure reply or a timeout of the action: retry within the budget (always after the pivot),
@@ -435,7 +460,8 @@ struct Runner {
                     sagaID: saga.id, definitionName: saga.definitionName, step: state.name, action: .compensate,
                     participant: command.participant, commandType: command.compensation ?? command.command,
                     idempotencyKey: key(state, .compensate), actionKey: key(state, .execute), attempt: attempt,
-                    deadline: deadline, payload: .object(["input": saga.input, "result": state.result ?? .null]))))
+                    deadline: deadline,
+                    payload: .object(["input": saga.input, "result": saga.results[state.name] ?? .null]))))
         schedule(
             SagaTimer(
                 id: Self.timerID(state.name, .compensate, attempt, .attemptTimeout), kind: .attemptTimeout,
@@ -569,8 +595,8 @@ struct Runner {
             return
         }
         // A success for a step that is not completed: it may have taken effect after all.
-        if saga.steps[index].result == nil {
-            saga.steps[index].result = result
+        if saga.results[state.name] == nil {
+            saga.results[state.name] = result
             touched = true
         }
         if state.mayHaveTakenEffect {
@@ -716,7 +742,7 @@ struct Runner {
     mutating func consume(_ signal: SignalDelivery, stepIndex index: Int, wait: SignalStep) -> Bool {
         let name = saga.steps[index].name
         saga.signals[signal.name] = signal.payload
-        saga.steps[index].result = signal.payload
+        saga.results[name] = signal.payload
         signalOutcome(signal, .consumed, step: name)
         if let failWhen = wait.failWhen, failWhen.evaluate(saga.data) {
             let error = StepError(
@@ -733,7 +759,7 @@ struct Runner {
         saga.steps[index].status = .completed
         saga.steps[index].finishedAt = now
         publish(.stepCompleted, step: name, reason: "signal '\(signal.name)'")
-        if let top = topLevelIndex(of: name), definition.steps[top].isPivot { saga.pastPivot = true }
+        if definition.layout.locations[index].top == definition.layout.pivotIndex { saga.pastPivot = true }
         saga.cursor += 1
         return true
     }

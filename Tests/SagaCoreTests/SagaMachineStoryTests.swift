@@ -180,7 +180,7 @@ struct SagaMachineStoryTests {
         #expect(saga.compensationOrder == ["charge"])
         saga.reply(charge, .success(result: ["payment": "p-9"]))
         #expect(saga.lastNotes.map(\.kind) == [.lateReply])
-        #expect(saga.saga.step("charge")?.result == ["payment": "p-9"])
+        #expect(saga.saga.results["charge"] == ["payment": "p-9"])
         saga.succeed("charge", .compensate)
         saga.succeed("reserve", .compensate)
         #expect(saga.saga.status == .compensated)

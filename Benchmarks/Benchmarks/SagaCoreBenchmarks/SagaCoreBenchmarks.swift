@@ -51,7 +51,7 @@ let compensationEvents: [SagaEvent] = [
 func run(_ events: [SagaEvent]) -> SagaInstance {
     var saga = SagaMachine.start(id: sagaID, definition: definition, input: input, now: now).saga
     for event in events {
-        saga = SagaMachine.apply(event, to: saga, definition: definition, now: now).saga
+        blackHole(saga.apply(event, definition: definition, now: now))
     }
     return saga
 }
@@ -71,6 +71,23 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("completing saga (6 transitions), allocations", configuration: counted) { benchmark in
         for _ in benchmark.scaledIterations { blackHole(run(happyEvents)) }
+    }
+
+    // The fixed cost of one transition: an event that changes nothing (a timer no longer set).
+    let waiting = run(Array(happyEvents.prefix(1)))
+    let stale = SagaEvent.timerFired(timerID: "no-such-timer")
+    Benchmark("one transition that changes nothing x1000", configuration: timed) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(SagaMachine.apply(stale, to: waiting, definition: definition, now: now))
+        }
+    }
+
+    // One reply that completes a step and starts the next: the most common transition.
+    let replyEvent = happyEvents[1]
+    Benchmark("one reply that starts the next step x1000", configuration: timed) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(SagaMachine.apply(replyEvent, to: waiting, definition: definition, now: now))
+        }
     }
 
     // One saga that fails at its second step and compensates the first: 4 transitions.
