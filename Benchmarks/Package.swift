@@ -11,9 +11,22 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // The workloads the benchmarks measure, shared by the harness and the plain loop.
+        .target(
+            name: "SagaBenchmarkSupport",
+            dependencies: [.product(name: "SagaCore", package: "saga-orchestrator")],
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")]
+        ),
+        // A plain loop over the same workload, for instruction counts under callgrind.
+        .executableTarget(
+            name: "saga-machine-loop",
+            dependencies: ["SagaBenchmarkSupport", .product(name: "SagaCore", package: "saga-orchestrator")],
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")]
+        ),
         .executableTarget(
             name: "SagaCoreBenchmarks",
             dependencies: [
+                "SagaBenchmarkSupport",
                 .product(name: "SagaCore", package: "saga-orchestrator"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
@@ -22,7 +35,7 @@ let package = Package(
                 .enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility"),
             ],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -19,7 +19,7 @@ if ! python3 -c 'import jsonschema, yaml' 2>/dev/null; then
 fi
 
 log "Formatting (swift format lint --strict)"
-swift format lint --strict --recursive Sources Tests Benchmarks/Benchmarks Package.swift Benchmarks/Package.swift
+swift format lint --strict --recursive Sources Tests Benchmarks/Benchmarks Benchmarks/Sources Package.swift Benchmarks/Package.swift
 
 log "Build (warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors
