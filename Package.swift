@@ -16,10 +16,13 @@ let package = Package(
     products: [
         .library(name: "SagaCore", targets: ["SagaCore"]),
         .library(name: "SagaDefinitions", targets: ["SagaDefinitions"]),
+        .library(name: "Kafka", targets: ["Kafka"]),
+        .executable(name: "kafka-mock-broker", targets: ["kafka-mock-broker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // The pure core: definitions, the saga state machine, retry policies, durations, JSON values.
@@ -29,6 +32,27 @@ let package = Package(
         .target(
             name: "SagaDefinitions",
             dependencies: ["SagaCore", .product(name: "Yams", package: "Yams")]
+        ),
+        // librdkafka, the C Kafka client (Debian's librdkafka-dev), with its mock cluster.
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        // A small async Swift wrapper over librdkafka: producer, consumer, admin, mock cluster.
+        // Knows nothing of sagas.
+        .target(
+            name: "Kafka",
+            dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]
+        ),
+        // A Kafka-protocol broker for development and tests: librdkafka's mock cluster in a process.
+        .executableTarget(
+            name: "kafka-mock-broker",
+            dependencies: ["Kafka", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "KafkaTests",
+            dependencies: ["Kafka", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SagaCoreTests",

@@ -1,0 +1,384 @@
+import CRdKafka
+import Logging
+import Synchronization
+
+/// A member of a Kafka consumer group that commits offsets itself, after processing.
+///
+/// ```swift
+/// let consumer = try KafkaConsumer(
+///     configuration: .init(bootstrapServers: ["localhost:9092"], groupID: "sagad"), logger: logger)
+/// try consumer.subscribe(to: ["saga.commands"])
+/// for await message in consumer.messages {
+///     try await process(message)
+///     try await consumer.commit([KafkaCommitOffset(after: message)])
+/// }
+/// ```
+///
+/// Rebalances are handled inside: when partitions are revoked, messages of those partitions that
+/// were fetched but not yet read are dropped (the partition's new owner reads them again), and a
+/// commit for a partition this member no longer owns is dropped rather than sent. When more than
+/// `maximumBufferedMessages` are waiting to be read, the consumer pauses its partitions until the
+/// reader catches up.
+public final class KafkaConsumer: Sendable {
+    private let core: Core
+
+    private final class Core: Sendable {
+        let handle: RdKafkaHandle
+        let state = Mutex(State())
+        let maximumBuffered: Int
+        let stream: AsyncStream<KafkaMessage>
+        let continuation: AsyncStream<KafkaMessage>.Continuation
+
+        init(handle: RdKafkaHandle, maximumBuffered: Int) {
+            self.handle = handle
+            self.maximumBuffered = maximumBuffered
+            (stream, continuation) = AsyncStream.makeStream(of: KafkaMessage.self)
+        }
+    }
+
+    private struct State {
+        /// Each assigned partition and the epoch of its assignment.
+        var assignment: [KafkaTopicPartition: UInt64] = [:]
+        var epoch: UInt64 = 0
+        var buffered = 0
+        var paused = false
+        var closed = false
+        var closing = false
+        var lastError: KafkaError?
+    }
+
+    /// Creates the consumer; it joins its group on ``subscribe(to:)``.
+    ///
+    /// - Throws: ``KafkaError`` when a property is invalid, with librdkafka's message.
+    public init(configuration: KafkaConsumerConfiguration, logger: Logger) throws(KafkaError) {
+        let handle = try RdKafkaHandle(
+            type: RD_KAFKA_CONSUMER, properties: configuration.librdkafkaProperties,
+            events: RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_OFFSET_COMMIT, logger: logger,
+            queue: { client in
+                rd_kafka_poll_set_consumer(client)
+                return rd_kafka_queue_get_consumer(client)
+            })
+        let core = Core(handle: handle, maximumBuffered: max(1, configuration.maximumBufferedMessages))
+        self.core = core
+        handle.start { event in Self.serve(event, core: core) }
+    }
+
+    deinit {
+        let core = self.core
+        Task.detached { await Self.shutDown(core) }
+    }
+
+    /// Joins the group for `topics`. Partitions are assigned in the background.
+    public func subscribe(to topics: [String]) throws(KafkaError) {
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+        let code = rd_kafka_subscribe(core.handle.pointer, list)
+        if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
+    }
+
+    /// The messages, in order per partition. Ends when the consumer is closed.
+    public var messages: KafkaMessageSequence { KafkaMessageSequence(consumer: self) }
+
+    /// The partitions this member owns now.
+    public var assignment: Set<KafkaTopicPartition> { core.state.withLock { Set($0.assignment.keys) } }
+
+    /// The latest error the group reported (for example all brokers down), if any.
+    public var lastError: KafkaError? { core.state.withLock { $0.lastError } }
+
+    /// Commits `offsets` (each the offset of the next message to read) and returns when the group
+    /// coordinator stored them. Offsets of partitions this member no longer owns are dropped, not
+    /// sent: they belong to the partition's new owner now. Returns the offsets that were dropped.
+    ///
+    /// - Throws: ``KafkaError`` when the commit failed; the offsets may or may not be stored.
+    @discardableResult
+    public func commit(_ offsets: [KafkaCommitOffset]) async throws -> [KafkaCommitOffset] {
+        let owned = core.state.withLock { $0.assignment }
+        var latest: [KafkaTopicPartition: Int64] = [:]
+        var dropped: [KafkaCommitOffset] = []
+        for offset in offsets {
+            guard owned[offset.topicPartition] != nil else {
+                dropped.append(offset)
+                continue
+            }
+            latest[offset.topicPartition] = max(latest[offset.topicPartition] ?? 0, offset.offset)
+        }
+        if !dropped.isEmpty {
+            core.handle.logger.debug(
+                "commit dropped for partitions no longer owned", metadata: ["kafka.offsets": "\(dropped.count)"])
+        }
+        guard !latest.isEmpty else { return dropped }
+        let client = SendablePointer(pointer: core.handle.pointer)
+        let entries = latest.map { ($0.key.topic, $0.key.partition, $0.value) }
+        let code = await RdKafkaHandle.blocking { () -> rd_kafka_resp_err_t in
+            let list = rd_kafka_topic_partition_list_new(Int32(entries.count))
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for (topic, partition, offset) in entries {
+                rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
+            }
+            return rd_kafka_commit(client.pointer, list, 0)
+        }
+        if code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR__NO_OFFSET { throw KafkaError(code) }
+        return dropped
+    }
+
+    /// The committed offsets of `partitions` (the next offset to read; `nil` when none is stored).
+    public func committed(_ partitions: [KafkaTopicPartition], timeout: Duration = .seconds(10)) async throws
+        -> [KafkaTopicPartition: Int64]
+    {
+        let client = SendablePointer(pointer: core.handle.pointer)
+        let milliseconds = Int32(clamping: timeout.milliseconds)
+        let result = await RdKafkaHandle.blocking { () -> Result<[KafkaTopicPartition: Int64], KafkaError> in
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for partition in partitions {
+                rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition)
+            }
+            let code = rd_kafka_committed(client.pointer, list, milliseconds)
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return .failure(KafkaError(code)) }
+            var offsets: [KafkaTopicPartition: Int64] = [:]
+            for index in 0..<Int(list.pointee.cnt) {
+                let element = list.pointee.elems[index]
+                if element.offset >= 0 {
+                    offsets[KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition)] =
+                        element.offset
+                }
+            }
+            return .success(offsets)
+        }
+        return try result.get()
+    }
+
+    /// Stops fetching from `partitions` until ``resume(_:)``.
+    public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
+        try Self.setPaused(true, partitions, core: core)
+    }
+
+    /// Fetches from `partitions` again.
+    public func resume(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
+        try Self.setPaused(false, partitions, core: core)
+    }
+
+    /// Leaves the group (the revoked partitions are handed to the other members at once), stops and
+    /// frees librdkafka's resources. ``messages`` ends.
+    public func close() async {
+        await Self.shutDown(core)
+    }
+
+    private static func shutDown(_ core: Core) async {
+        let first = core.state.withLock { state -> Bool in
+            defer { state.closing = true }
+            return !state.closing
+        }
+        guard first else { return }
+        let client = SendablePointer(pointer: core.handle.pointer)
+        let queue = Mutex<SendablePointer?>(nil)
+        await core.handle.stop(
+            lastly: {
+                if let consumerQueue = rd_kafka_queue_get_consumer(client.pointer) {
+                    queue.withLock { $0 = SendablePointer(pointer: consumerQueue) }
+                    if let error = rd_kafka_consumer_close_queue(client.pointer, consumerQueue) {
+                        core.handle.logger.warning(
+                            "consumer close failed", metadata: ["error.type": "\(KafkaError(consuming: error))"])
+                    }
+                }
+            },
+            until: { rd_kafka_consumer_closed(client.pointer) != 0 })
+        if let consumerQueue = queue.withLock({ $0 }) { rd_kafka_queue_destroy(consumerQueue.pointer) }
+        core.state.withLock { $0.closed = true }
+        core.continuation.finish()
+    }
+
+    private static func setPaused(_ paused: Bool, _ partitions: [KafkaTopicPartition], core: Core) throws(KafkaError) {
+        guard !partitions.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for partition in partitions { rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition) }
+        let code =
+            paused
+            ? rd_kafka_pause_partitions(core.handle.pointer, list)
+            : rd_kafka_resume_partitions(core.handle.pointer, list)
+        if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
+    }
+
+    /// The reader took `message`: count it out of the buffer, resume fetching when the buffer has
+    /// drained to half, and tell whether the message may still be handed out.
+    fileprivate func took(_ message: KafkaMessage) -> Bool {
+        let (owned, resume) = core.state.withLock { state -> (Bool, [KafkaTopicPartition]) in
+            state.buffered -= 1
+            var resume: [KafkaTopicPartition] = []
+            if state.paused && state.buffered <= core.maximumBuffered / 2 {
+                state.paused = false
+                resume = Array(state.assignment.keys)
+            }
+            let owned = state.assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
+            return (owned == message.assignmentEpoch, resume)
+        }
+        if !resume.isEmpty {
+            do { try Self.setPaused(false, resume, core: core) } catch {
+                core.handle.logger.warning("could not resume partitions", metadata: ["error.type": "\(error)"])
+            }
+        }
+        return owned
+    }
+
+    fileprivate var stream: AsyncStream<KafkaMessage> { core.stream }
+
+    /// Runs on the event thread.
+    private static func serve(_ event: OpaquePointer, core: Core) {
+        switch rd_kafka_event_type(event) {
+        case RD_KAFKA_EVENT_FETCH:
+            while let message = rd_kafka_event_message_next(event) {
+                deliver(message, core: core)
+            }
+        case RD_KAFKA_EVENT_REBALANCE:
+            rebalance(event, core: core)
+        case RD_KAFKA_EVENT_OFFSET_COMMIT:
+            break
+        case RD_KAFKA_EVENT_ERROR:
+            let code = rd_kafka_event_error(event)
+            let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? ""
+            let error = KafkaError(code, message: text, isFatal: rd_kafka_event_error_is_fatal(event) != 0)
+            core.state.withLock { $0.lastError = error }
+            core.handle.logger.warning(
+                "consumer error", metadata: ["error.type": "\(error.name)", "error.message": "\(text)"])
+        default:
+            break
+        }
+    }
+
+    private static func deliver(_ pointer: UnsafePointer<rd_kafka_message_t>, core: Core) {
+        let raw = pointer.pointee
+        if raw.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if raw.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                core.handle.logger.warning(
+                    "consumer fetch error", metadata: ["error.type": "\(KafkaError(raw.err).name)"])
+            }
+            return
+        }
+        let topic = raw.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let key = raw.key.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.key_len)) }
+        let value = raw.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.len)) }
+        var headers: [KafkaHeader] = []
+        var list: OpaquePointer?
+        if rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var bytes: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(list, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                headers.append(
+                    KafkaHeader(
+                        name: name.map { String(cString: $0) } ?? "",
+                        value: bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+                index += 1
+            }
+        }
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
+        var message = KafkaMessage(
+            topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers,
+            timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp)
+        let pause = core.state.withLock { state -> [KafkaTopicPartition]? in
+            message.assignmentEpoch = state.assignment[KafkaTopicPartition(topic: topic, partition: raw.partition)] ?? 0
+            state.buffered += 1
+            guard !state.paused && state.buffered >= core.maximumBuffered else { return nil }
+            state.paused = true
+            return Array(state.assignment.keys)
+        }
+        core.continuation.yield(message)
+        if let pause {
+            do { try setPaused(true, pause, core: core) } catch {
+                core.handle.logger.warning("could not pause partitions", metadata: ["error.type": "\(error)"])
+            }
+        }
+    }
+
+    private static func rebalance(_ event: OpaquePointer, core: Core) {
+        let client = core.handle.pointer
+        let code = rd_kafka_event_error(event)
+        let list = rd_kafka_event_topic_partition_list(event)
+        var partitions: [KafkaTopicPartition] = []
+        if let list {
+            for index in 0..<Int(list.pointee.cnt) {
+                let element = list.pointee.elems[index]
+                partitions.append(
+                    KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition))
+            }
+        }
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE"
+        switch code {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            let paused = core.state.withLock { state -> Bool in
+                state.epoch += 1
+                if !cooperative { state.assignment.removeAll() }
+                for partition in partitions { state.assignment[partition] = state.epoch }
+                return state.paused
+            }
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(client, list) {
+                    logFailure(KafkaError(consuming: error), core: core)
+                }
+            } else {
+                let result = rd_kafka_assign(client, list)
+                if result != RD_KAFKA_RESP_ERR_NO_ERROR { logFailure(KafkaError(result), core: core) }
+            }
+            if paused { try? setPaused(true, partitions, core: core) }
+            core.handle.logger.info(
+                "partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            core.state.withLock { state in
+                if cooperative {
+                    for partition in partitions { state.assignment[partition] = nil }
+                } else {
+                    state.assignment.removeAll()
+                }
+            }
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(client, list) {
+                    logFailure(KafkaError(consuming: error), core: core)
+                }
+            } else {
+                let result = rd_kafka_assign(client, nil)
+                if result != RD_KAFKA_RESP_ERR_NO_ERROR { logFailure(KafkaError(result), core: core) }
+            }
+            core.handle.logger.info(
+                "partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
+        default:
+            // A rebalance error: give everything up; the group assigns again.
+            core.state.withLock { $0.assignment.removeAll() }
+            _ = rd_kafka_assign(client, nil)
+            logFailure(KafkaError(code), core: core)
+        }
+    }
+
+    private static func logFailure(_ error: KafkaError, core: Core) {
+        core.handle.logger.warning("rebalance step failed", metadata: ["error.type": "\(error.name)"])
+    }
+}
+
+/// The messages of a ``KafkaConsumer``, as an `AsyncSequence`. Iterate it from one task.
+public struct KafkaMessageSequence: AsyncSequence, Sendable {
+    public typealias Element = KafkaMessage
+    let consumer: KafkaConsumer
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let consumer: KafkaConsumer
+        var base: AsyncStream<KafkaMessage>.AsyncIterator
+
+        public mutating func next() async -> KafkaMessage? {
+            await next(isolation: #isolation)
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> KafkaMessage? {
+            while let message = await base.next(isolation: actor) {
+                if consumer.took(message) { return message }
+            }
+            return nil
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(consumer: consumer, base: consumer.stream.makeAsyncIterator())
+    }
+}

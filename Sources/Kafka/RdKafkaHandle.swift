@@ -1,0 +1,211 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A C pointer that may cross threads: librdkafka's handles are thread-safe.
+struct SendablePointer: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+extension String {
+    /// The text in a NUL-terminated C buffer.
+    init(cBuffer buffer: [CChar]) {
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        self = String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Owns one `rd_kafka_t` and the thread that serves its event queue. librdkafka's polling and
+/// callbacks never run on Swift's cooperative thread pool: the thread blocks in
+/// `rd_kafka_queue_poll`, which returns as soon as an event arrives, and destroys the handle when
+/// it stops, so `rd_kafka_destroy` (which may block) never runs on the pool either.
+final class RdKafkaHandle: @unchecked Sendable {
+    /// The `rd_kafka_t`. Valid until the event thread has stopped.
+    let pointer: OpaquePointer
+    let logger: Logger
+    private let thread: EventThread
+
+    /// Creates the client. `events` is the set of `RD_KAFKA_EVENT_*` flags the queue delivers;
+    /// librdkafka's log lines and errors always come through it, the log mapped to `logger`.
+    init(
+        type: rd_kafka_type_t, properties: [String: String], events: Int32, logger: Logger,
+        queue: (OpaquePointer) -> OpaquePointer? = { rd_kafka_queue_get_main($0) }
+    ) throws(KafkaError) {
+        var properties = properties
+        properties["log.queue"] = "true"
+        let conf = try Self.makeConfiguration(properties)
+        rd_kafka_conf_set_events(conf, events | RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_ERROR)
+        var message = [CChar](repeating: 0, count: 512)
+        guard let pointer = rd_kafka_new(type, conf, &message, message.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError.configuration(String(cBuffer: message))
+        }
+        guard let eventQueue = queue(pointer) else {
+            rd_kafka_destroy(pointer)
+            throw KafkaError.configuration("librdkafka gave no event queue")
+        }
+        self.pointer = pointer
+        self.logger = logger
+        rd_kafka_set_log_queue(pointer, eventQueue)
+        thread = EventThread(
+            queue: eventQueue, client: pointer,
+            name: type == RD_KAFKA_PRODUCER ? "rdkafka-producer" : "rdkafka-consumer")
+    }
+
+    /// Starts serving events with `handler`, which runs on the event thread.
+    func start(_ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+        let logger = self.logger
+        thread.start { event in
+            if rd_kafka_event_type(event) == RD_KAFKA_EVENT_LOG {
+                Self.log(event, to: logger)
+            } else {
+                handler(event)
+            }
+        }
+    }
+
+    /// Stops the event thread: runs `lastly` on it, serves events until `until` holds (at most 30 s),
+    /// then destroys the client there. Returns when the client is destroyed.
+    func stop(lastly: (@Sendable () -> Void)? = nil, until: (@Sendable () -> Bool)? = nil) async {
+        await thread.stop(lastly: lastly, until: until)
+    }
+
+    /// Runs a call that may block (flush, commit, metadata) on a thread of its own, never on the
+    /// cooperative pool.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: body()) }
+        }
+    }
+
+    static func makeConfiguration(_ properties: [String: String]) throws(KafkaError) -> OpaquePointer {
+        guard let conf = rd_kafka_conf_new() else { throw KafkaError.configuration("out of memory") }
+        var message = [CChar](repeating: 0, count: 512)
+        for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
+            if rd_kafka_conf_set(conf, key, value, &message, message.count) != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                if KafkaClientConfiguration.secretProperties.contains(key) {
+                    throw KafkaError.configuration("invalid value for configuration property \"\(key)\"")
+                }
+                throw KafkaError.configuration(String(cBuffer: message))
+            }
+        }
+        return conf
+    }
+
+    static func log(_ event: OpaquePointer, to logger: Logger) {
+        var facility: UnsafePointer<CChar>?
+        var text: UnsafePointer<CChar>?
+        var level: Int32 = 0
+        guard rd_kafka_event_log(event, &facility, &text, &level) == 0 else { return }
+        let logLevel: Logger.Level
+        switch level {
+        case ...2: logLevel = .critical
+        case 3: logLevel = .error
+        case 4: logLevel = .warning
+        case 5: logLevel = .notice
+        case 6: logLevel = .info
+        default: logLevel = .debug
+        }
+        logger.log(
+            level: logLevel, "\(text.map { String(cString: $0) } ?? "")",
+            metadata: ["rdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")"])
+    }
+}
+
+/// The thread that serves one librdkafka queue.
+final class EventThread: @unchecked Sendable {
+    private let queue: OpaquePointer
+    private let client: OpaquePointer
+    private let name: String
+    private struct State {
+        var started = false
+        var stopping = false
+        var stopped = false
+        var lastly: [@Sendable () -> Void] = []
+        var until: @Sendable () -> Bool = { true }
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    init(queue: OpaquePointer, client: OpaquePointer, name: String) {
+        self.queue = queue
+        self.client = client
+        self.name = name
+    }
+
+    func start(_ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+        let begin = state.withLock { state -> Bool in
+            guard !state.started else { return false }
+            state.started = true
+            return true
+        }
+        guard begin else { return }
+        let thread = Thread { [self] in run(handler) }
+        thread.name = name
+        thread.start()
+    }
+
+    private func run(_ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+        while true {
+            if let event = rd_kafka_queue_poll(queue, 100) {
+                handler(event)
+                rd_kafka_event_destroy(event)
+            }
+            let shutdown = state.withLock { state -> (steps: [@Sendable () -> Void], until: @Sendable () -> Bool)? in
+                state.stopping ? (state.lastly, state.until) : nil
+            }
+            guard let shutdown else { continue }
+            for step in shutdown.steps { step() }
+            // Serve what the last steps produce (a consumer leaving its group) until they are done.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !shutdown.until() && ContinuousClock.now < deadline {
+                if let event = rd_kafka_queue_poll(queue, 100) {
+                    handler(event)
+                    rd_kafka_event_destroy(event)
+                }
+            }
+            while let event = rd_kafka_queue_poll(queue, 0) {
+                handler(event)
+                rd_kafka_event_destroy(event)
+            }
+            break
+        }
+        destroy()
+    }
+
+    private func destroy() {
+        rd_kafka_queue_destroy(queue)
+        rd_kafka_destroy(client)
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.stopped = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func stop(lastly: (@Sendable () -> Void)?, until: (@Sendable () -> Bool)?) async {
+        let notStarted = state.withLock { state -> Bool in
+            state.stopping = true
+            if let lastly { state.lastly.append(lastly) }
+            if let until { state.until = until }
+            return !state.started
+        }
+        if notStarted {
+            // Nothing serves the queue: run the last steps and destroy on a thread of our own.
+            lastly?()
+            await RdKafkaHandle.blocking { [self] in destroy() }
+            return
+        }
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state -> Bool in
+                if state.stopped { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+}
