@@ -1,0 +1,220 @@
+import Foundation
+import Kafka
+import Testing
+
+/// Producer, consumer and admin against a real Kafka-protocol broker: librdkafka's mock cluster,
+/// or the broker named by `KAFKA_BOOTSTRAP_SERVERS` in the interop run.
+@Suite("Kafka integration", .timeLimit(.minutes(3)))
+struct KafkaIntegrationTests {
+    @Test("produce and consume with keys and headers over 8 partitions; a key always lands on one partition")
+    func produceConsume() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 8)
+        let producer = try broker.producer()
+        let reports = try await sendNumbered(400, to: topic, keys: 20, with: producer)
+        #expect(reports.count == 400)
+        #expect(Set(reports.map(\.partition)).count > 1)
+
+        let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group"))
+        try consumer.subscribe(to: [topic])
+        let messages = try await collect(400, from: consumer)
+        #expect(Set(messages.map { $0.stringValue ?? "" }) == Set((0..<400).map { "value-\($0)" }))
+        var partitionOfKey: [String: Set<Int32>] = [:]
+        for message in messages {
+            partitionOfKey[message.keyString ?? "", default: []].insert(message.partition)
+            let index = Int((message.stringValue ?? "").dropFirst("value-".count)) ?? -1
+            #expect(message.keyString == "key-\(index % 20)")
+            #expect(message.header("ce_id") == "id-\(index)")
+            #expect(message.header("ce_type") == "test.numbered")
+            #expect(message.topic == topic)
+            #expect(message.timestamp != nil)
+        }
+        #expect(partitionOfKey.count == 20)
+        #expect(partitionOfKey.values.allSatisfy { $0.count == 1 })
+        // Per partition, messages arrive in offset order.
+        for partition in Set(messages.map(\.partition)) {
+            let offsets = messages.filter { $0.partition == partition }.map(\.offset)
+            #expect(offsets == offsets.sorted())
+        }
+        await consumer.close()
+        await producer.close()
+    }
+
+    @Test("a tombstone and a message without key or headers survive the round trip")
+    func tombstone() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 1)
+        let producer = try broker.producer()
+        _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: Array("k".utf8), value: nil))
+        _ = try await producer.send(KafkaOutgoingMessage(topic: topic, value: Array("plain".utf8)))
+        let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group"))
+        try consumer.subscribe(to: [topic])
+        let messages = try await collect(2, from: consumer)
+        #expect(messages[0].value == nil)
+        #expect(messages[0].keyString == "k")
+        #expect(messages[1].key == nil)
+        #expect(messages[1].headers.isEmpty)
+        #expect(messages[1].stringValue == "plain")
+        await consumer.close()
+        await producer.close()
+    }
+
+    @Test("committed offsets survive a consumer restart; nothing committed is redelivered, the rest is")
+    func commitsSurviveRestart() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 1)
+        let group = KafkaTestEnvironment.unique("group")
+        let producer = try broker.producer()
+        _ = try await sendNumbered(10, to: topic, keys: 1, with: producer)
+
+        let first = try broker.consumer(group: group)
+        try first.subscribe(to: [topic])
+        let read = try await collect(10, from: first)
+        // Processed and committed the first six; the last four were read but not committed.
+        let dropped = try await first.commit([KafkaCommitOffset(after: read[5])])
+        #expect(dropped.isEmpty)
+        let committed = try await first.committed([KafkaTopicPartition(topic: topic, partition: 0)])
+        #expect(committed[KafkaTopicPartition(topic: topic, partition: 0)] == read[5].offset + 1)
+        await first.close()
+
+        let second = try broker.consumer(group: group)
+        try second.subscribe(to: [topic])
+        let again = try await collect(4, from: second)
+        #expect(again.map { $0.stringValue ?? "" } == (6..<10).map { "value-\($0)" })
+        await second.close()
+        await producer.close()
+    }
+
+    @Test("two consumers in one group split the partitions; one takes all when the other leaves")
+    func groupSplitsAndTakesOver() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 8)
+        let group = KafkaTestEnvironment.unique("group")
+        let one = try broker.consumer(group: group)
+        let two = try broker.consumer(group: group)
+        try one.subscribe(to: [topic])
+        try two.subscribe(to: [topic])
+        // Reading is what serves the group's events; read in the background.
+        let readers = [one, two].map { consumer in
+            Task { for await _ in consumer.messages {} }
+        }
+        try await eventually("both members to own partitions") {
+            one.assignment.count + two.assignment.count == 8 && !one.assignment.isEmpty && !two.assignment.isEmpty
+        }
+        #expect(one.assignment.isDisjoint(with: two.assignment))
+
+        await two.close()
+        try await eventually("the remaining member to own every partition") { one.assignment.count == 8 }
+        await one.close()
+        for reader in readers { await reader.value }
+    }
+
+    @Test("a commit for a partition the member no longer owns is dropped, not sent")
+    func commitAfterRevocationIsDropped() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 4)
+        let group = KafkaTestEnvironment.unique("group")
+        let producer = try broker.producer()
+        _ = try await sendNumbered(40, to: topic, keys: 40, with: producer)
+        let one = try broker.consumer(group: group)
+        try one.subscribe(to: [topic])
+        let read = try await collect(40, from: one)
+        #expect(one.assignment.count == 4)
+
+        // A second member joins: the partitions are shared out again while `one` holds the messages.
+        let two = try broker.consumer(group: group)
+        try two.subscribe(to: [topic])
+        let reader = Task { for await _ in two.messages {} }
+        let background = Task { for await _ in one.messages {} }
+        try await eventually("the partitions to be shared") { !two.assignment.isEmpty && one.assignment.count < 4 }
+        let lost = read.filter { !one.assignment.contains(KafkaTopicPartition(topic: $0.topic, partition: $0.partition)) }
+        let dropped = try await one.commit(lost.map(KafkaCommitOffset.init(after:)))
+        #expect(!lost.isEmpty)
+        #expect(Set(dropped.map(\.topicPartition)) == Set(lost.map { KafkaTopicPartition(topic: $0.topic, partition: $0.partition) }))
+        await one.close()
+        await two.close()
+        await reader.value
+        await background.value
+        await producer.close()
+    }
+
+    @Test("a consumer with a small buffer pauses and resumes, and still reads everything")
+    func backPressure() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 2)
+        let producer = try broker.producer()
+        _ = try await sendNumbered(500, to: topic, with: producer)
+        let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group")) {
+            $0.maximumBufferedMessages = 20
+        }
+        try consumer.subscribe(to: [topic])
+        let messages = try await collect(500, from: consumer)
+        #expect(Set(messages.map { $0.stringValue ?? "" }).count == 500)
+        await consumer.close()
+        await producer.close()
+    }
+
+    @Test("the cluster's metadata lists the topic and its partitions")
+    func metadata() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 3)
+        let admin = try KafkaAdmin(
+            configuration: KafkaClientConfiguration(bootstrapServers: [broker.bootstrapServers]),
+            logger: KafkaTestEnvironment.logger)
+        let metadata = try await admin.metadata()
+        let described = try #require(metadata.topic(topic))
+        #expect(described.partitions.map(\.id) == [0, 1, 2])
+        #expect(!metadata.brokers.isEmpty)
+        await admin.close()
+    }
+
+    @Test("an invalid property fails at creation with librdkafka's own message")
+    func invalidProperty() throws {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: ["localhost:9092"])
+        configuration.client.properties["no.such.property"] = "1"
+        let error = try #require(throws: KafkaError.self) {
+            try KafkaProducer(configuration: configuration, logger: KafkaTestEnvironment.logger)
+        }
+        #expect(error.message.contains("No such configuration property"))
+        #expect(error.message.contains("no.such.property"))
+
+        var bad = KafkaConsumerConfiguration(bootstrapServers: ["localhost:9092"], groupID: "g")
+        bad.client.properties["session.timeout.ms"] = "not-a-number"
+        let consumerError = try #require(throws: KafkaError.self) {
+            try KafkaConsumer(configuration: bad, logger: KafkaTestEnvironment.logger)
+        }
+        #expect(consumerError.message.contains("session.timeout.ms"))
+    }
+
+    @Test("a secret's value never appears in a configuration error")
+    func secretNotInError() throws {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: ["localhost:9092"])
+        configuration.client.properties["ssl.key.password"] = "sentinel-secret-4711"
+        configuration.client.properties["no.such.property"] = "x"
+        let error = try #require(throws: KafkaError.self) {
+            try KafkaProducer(configuration: configuration, logger: KafkaTestEnvironment.logger)
+        }
+        #expect(!error.description.contains("sentinel-secret-4711"))
+    }
+
+    @Test("a bad bootstrap address gives a clear error within the message timeout, not a hang")
+    func badBootstrap() async throws {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: ["127.0.0.1:1"])
+        configuration.messageTimeoutMilliseconds = 2_000
+        let producer = try KafkaProducer(configuration: configuration, logger: KafkaTestEnvironment.logger)
+        let started = ContinuousClock.now
+        let error = try await #require(throws: KafkaError.self) {
+            try await producer.send(KafkaOutgoingMessage(topic: "nowhere", key: nil, value: "x"))
+        }
+        #expect(error.name == "_MSG_TIMED_OUT")
+        #expect(error.isRetriable)
+        #expect(ContinuousClock.now - started < .seconds(15))
+        await producer.close(timeout: .seconds(1))
+    }
+
+    @Test("librdkafka's version is known")
+    func version() {
+        #expect(KafkaLibrary.isAtLeast(major: 2, minor: 0))
+        #expect(KafkaLibrary.version.hasPrefix("2."))
+    }
+}
