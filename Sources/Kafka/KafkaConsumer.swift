@@ -25,6 +25,9 @@ public final class KafkaConsumer: Sendable {
     private final class Core: Sendable {
         let handle: RdKafkaHandle
         let state = Mutex(State())
+        /// Whether the partitions are paused in librdkafka. Held while pausing or resuming, so the
+        /// calls happen in the order the wishes were made and the last wish wins.
+        let pauseGate = Mutex(false)
         let maximumBuffered: Int
         let stream: AsyncStream<KafkaMessage>
         let continuation: AsyncStream<KafkaMessage>.Continuation
@@ -165,6 +168,19 @@ public final class KafkaConsumer: Sendable {
         await Self.shutDown(core)
     }
 
+    /// Test hook: stops as if the process died — no commit, no leaving the group, so the group
+    /// notices only when the session times out.
+    package func crashForTesting() async {
+        let first = core.state.withLock { state -> Bool in
+            defer { state.closing = true }
+            return !state.closing
+        }
+        guard first else { return }
+        await core.handle.stop(destroyFlags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
+        core.state.withLock { $0.closed = true }
+        core.continuation.finish()
+    }
+
     private static func shutDown(_ core: Core) async {
         let first = core.state.withLock { state -> Bool in
             defer { state.closing = true }
@@ -204,22 +220,36 @@ public final class KafkaConsumer: Sendable {
     /// The reader took `message`: count it out of the buffer, resume fetching when the buffer has
     /// drained to half, and tell whether the message may still be handed out.
     fileprivate func took(_ message: KafkaMessage) -> Bool {
-        let (owned, resume) = core.state.withLock { state -> (Bool, [KafkaTopicPartition]) in
+        let (owned, resume) = core.state.withLock { state -> (Bool, Bool) in
             state.buffered -= 1
-            var resume: [KafkaTopicPartition] = []
+            var resume = false
             if state.paused && state.buffered <= core.maximumBuffered / 2 {
                 state.paused = false
-                resume = Array(state.assignment.keys)
+                resume = true
             }
             let owned = state.assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
             return (owned == message.assignmentEpoch, resume)
         }
-        if !resume.isEmpty {
-            do { try Self.setPaused(false, resume, core: core) } catch {
-                core.handle.logger.warning("could not resume partitions", metadata: ["error.type": "\(error)"])
+        if resume { Self.applyPause(core: core) }
+        return owned
+    }
+
+    /// Makes librdkafka's paused state what the buffer wants. Callers change the wish under the
+    /// state lock, then call this; the gate orders the calls, so the last wish is the one applied.
+    private static func applyPause(core: Core, newlyAssigned: [KafkaTopicPartition] = []) {
+        core.pauseGate.withLock { applied in
+            let (wanted, partitions) = core.state.withLock { ($0.paused, Array($0.assignment.keys)) }
+            do {
+                if wanted != applied {
+                    try setPaused(wanted, partitions, core: core)
+                    applied = wanted
+                } else if applied && !newlyAssigned.isEmpty {
+                    try setPaused(true, newlyAssigned, core: core)
+                }
+            } catch {
+                core.handle.logger.warning("could not pause or resume partitions", metadata: ["error.type": "\(error)"])
             }
         }
-        return owned
     }
 
     fileprivate var stream: AsyncStream<KafkaMessage> { core.stream }
@@ -279,19 +309,15 @@ public final class KafkaConsumer: Sendable {
         var message = KafkaMessage(
             topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers,
             timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp)
-        let pause = core.state.withLock { state -> [KafkaTopicPartition]? in
+        let pause = core.state.withLock { state -> Bool in
             message.assignmentEpoch = state.assignment[KafkaTopicPartition(topic: topic, partition: raw.partition)] ?? 0
             state.buffered += 1
-            guard !state.paused && state.buffered >= core.maximumBuffered else { return nil }
+            guard !state.paused && state.buffered >= core.maximumBuffered else { return false }
             state.paused = true
-            return Array(state.assignment.keys)
+            return true
         }
         core.continuation.yield(message)
-        if let pause {
-            do { try setPaused(true, pause, core: core) } catch {
-                core.handle.logger.warning("could not pause partitions", metadata: ["error.type": "\(error)"])
-            }
-        }
+        if pause { applyPause(core: core) }
     }
 
     private static func rebalance(_ event: OpaquePointer, core: Core) {
@@ -309,11 +335,10 @@ public final class KafkaConsumer: Sendable {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE"
         switch code {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            let paused = core.state.withLock { state -> Bool in
+            core.state.withLock { state in
                 state.epoch += 1
                 if !cooperative { state.assignment.removeAll() }
                 for partition in partitions { state.assignment[partition] = state.epoch }
-                return state.paused
             }
             if cooperative {
                 if let error = rd_kafka_incremental_assign(client, list) {
@@ -323,7 +348,7 @@ public final class KafkaConsumer: Sendable {
                 let result = rd_kafka_assign(client, list)
                 if result != RD_KAFKA_RESP_ERR_NO_ERROR { logFailure(KafkaError(result), core: core) }
             }
-            if paused { try? setPaused(true, partitions, core: core) }
+            applyPause(core: core, newlyAssigned: partitions)
             core.handle.logger.info(
                 "partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:

@@ -225,7 +225,9 @@ public final class KafkaProducer: Sendable {
                                         offset: message.pointee.offset)))
                         ))
                 } else {
-                    outcomes.append((id, .failure(deliveryError(message.pointee.err, handle: handle))))
+                    let error = deliveryError(message.pointee.err, handle: handle)
+                    if error.isFatal { core.state.withLock { $0.fatal = $0.fatal ?? error } }
+                    outcomes.append((id, .failure(error)))
                 }
             }
             let (resumptions, rooms) = core.state.withLock { state in
@@ -255,11 +257,13 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// The error of a failed delivery. When the producer has hit a fatal error, that error (the
+    /// cause, marked fatal) is what the delivery reports.
     private static func deliveryError(_ code: rd_kafka_resp_err_t, handle: RdKafkaHandle) -> KafkaError {
-        if code == RD_KAFKA_RESP_ERR__FATAL {
-            var message = [CChar](repeating: 0, count: 512)
-            let original = rd_kafka_fatal_error(handle.pointer, &message, message.count)
-            return KafkaError(original, message: String(cBuffer: message), isFatal: true)
+        var message = [CChar](repeating: 0, count: 512)
+        let fatal = rd_kafka_fatal_error(handle.pointer, &message, message.count)
+        if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
+            return KafkaError(fatal, message: String(cBuffer: message), isFatal: true)
         }
         return KafkaError(code)
     }

@@ -67,8 +67,10 @@ final class RdKafkaHandle: @unchecked Sendable {
 
     /// Stops the event thread: runs `lastly` on it, serves events until `until` holds (at most 30 s),
     /// then destroys the client there. Returns when the client is destroyed.
-    func stop(lastly: (@Sendable () -> Void)? = nil, until: (@Sendable () -> Bool)? = nil) async {
-        await thread.stop(lastly: lastly, until: until)
+    func stop(lastly: (@Sendable () -> Void)? = nil, until: (@Sendable () -> Bool)? = nil, destroyFlags: Int32 = 0)
+        async
+    {
+        await thread.stop(lastly: lastly, until: until, destroyFlags: destroyFlags)
     }
 
     /// Runs a call that may block (flush, commit, metadata) on a thread of its own, never on the
@@ -125,6 +127,7 @@ final class EventThread: @unchecked Sendable {
         var stopped = false
         var lastly: [@Sendable () -> Void] = []
         var until: @Sendable () -> Bool = { true }
+        var destroyFlags: Int32 = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = Mutex(State())
@@ -177,7 +180,7 @@ final class EventThread: @unchecked Sendable {
 
     private func destroy() {
         rd_kafka_queue_destroy(queue)
-        rd_kafka_destroy(client)
+        rd_kafka_destroy_flags(client, state.withLock { $0.destroyFlags })
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.stopped = true
             defer { state.waiters.removeAll() }
@@ -186,9 +189,10 @@ final class EventThread: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    func stop(lastly: (@Sendable () -> Void)?, until: (@Sendable () -> Bool)?) async {
+    func stop(lastly: (@Sendable () -> Void)?, until: (@Sendable () -> Bool)?, destroyFlags: Int32) async {
         let notStarted = state.withLock { state -> Bool in
             state.stopping = true
+            state.destroyFlags = destroyFlags
             if let lastly { state.lastly.append(lastly) }
             if let until { state.until = until }
             return !state.started
