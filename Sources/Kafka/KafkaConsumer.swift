@@ -29,13 +29,13 @@ public final class KafkaConsumer: Sendable {
         /// calls happen in the order the wishes were made and the last wish wins.
         let pauseGate = Mutex(false)
         let maximumBuffered: Int
-        let stream: AsyncStream<KafkaMessage>
-        let continuation: AsyncStream<KafkaMessage>.Continuation
+        let stream: AsyncStream<[KafkaMessage]>
+        let continuation: AsyncStream<[KafkaMessage]>.Continuation
 
         init(handle: RdKafkaHandle, maximumBuffered: Int) {
             self.handle = handle
             self.maximumBuffered = maximumBuffered
-            (stream, continuation) = AsyncStream.makeStream(of: KafkaMessage.self)
+            (stream, continuation) = AsyncStream.makeStream(of: [KafkaMessage].self)
         }
     }
 
@@ -48,7 +48,12 @@ public final class KafkaConsumer: Sendable {
         var closed = false
         var closing = false
         var lastError: KafkaError?
+        /// Messages fetched on the event thread, handed to the reader in batches.
+        var fetched: [KafkaMessage] = []
     }
+
+    /// The most messages handed to the reader at once.
+    private static let batchSize = 512
 
     /// Creates the consumer; it joins its group on ``subscribe(to:)``.
     ///
@@ -63,7 +68,7 @@ public final class KafkaConsumer: Sendable {
             })
         let core = Core(handle: handle, maximumBuffered: max(1, configuration.maximumBufferedMessages))
         self.core = core
-        handle.start { event in Self.serve(event, core: core) }
+        handle.start(idle: { Self.handOver(core: core) }) { event in Self.serve(event, core: core) }
     }
 
     deinit {
@@ -217,21 +222,33 @@ public final class KafkaConsumer: Sendable {
         if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
     }
 
-    /// The reader took `message`: count it out of the buffer, resume fetching when the buffer has
-    /// drained to half, and tell whether the message may still be handed out.
-    fileprivate func took(_ message: KafkaMessage) -> Bool {
-        let (owned, resume) = core.state.withLock { state -> (Bool, Bool) in
-            state.buffered -= 1
+    /// The reader took `batch`: count it out of the buffer, resume fetching when the buffer has
+    /// drained to half, and keep only the messages of partitions this member still owns.
+    fileprivate func took(_ batch: [KafkaMessage]) -> [KafkaMessage] {
+        let (owned, resume) = core.state.withLock { state -> ([KafkaMessage], Bool) in
+            state.buffered -= batch.count
             var resume = false
             if state.paused && state.buffered <= core.maximumBuffered / 2 {
                 state.paused = false
                 resume = true
             }
-            let owned = state.assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
-            return (owned == message.assignmentEpoch, resume)
+            let owned = batch.filter { message in
+                state.assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
+                    == message.assignmentEpoch
+            }
+            return (owned, resume)
         }
         if resume { Self.applyPause(core: core) }
         return owned
+    }
+
+    /// Runs on the event thread: hands the fetched messages to the reader.
+    private static func handOver(core: Core) {
+        let batch = core.state.withLock { state -> [KafkaMessage] in
+            defer { state.fetched.removeAll(keepingCapacity: true) }
+            return state.fetched
+        }
+        if !batch.isEmpty { core.continuation.yield(batch) }
     }
 
     /// Makes librdkafka's paused state what the buffer wants. Callers change the wish under the
@@ -252,7 +269,7 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    fileprivate var stream: AsyncStream<KafkaMessage> { core.stream }
+    fileprivate var stream: AsyncStream<[KafkaMessage]> { core.stream }
 
     /// Runs on the event thread.
     private static func serve(_ event: OpaquePointer, core: Core) {
@@ -309,14 +326,16 @@ public final class KafkaConsumer: Sendable {
         var message = KafkaMessage(
             topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers,
             timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp)
-        let pause = core.state.withLock { state -> Bool in
+        let (pause, full) = core.state.withLock { state -> (Bool, Bool) in
             message.assignmentEpoch = state.assignment[KafkaTopicPartition(topic: topic, partition: raw.partition)] ?? 0
             state.buffered += 1
-            guard !state.paused && state.buffered >= core.maximumBuffered else { return false }
+            state.fetched.append(message)
+            let full = state.fetched.count >= batchSize
+            guard !state.paused && state.buffered >= core.maximumBuffered else { return (false, full) }
             state.paused = true
-            return true
+            return (true, full)
         }
-        core.continuation.yield(message)
+        if full || pause { handOver(core: core) }
         if pause { applyPause(core: core) }
     }
 
@@ -389,17 +408,22 @@ public struct KafkaMessageSequence: AsyncSequence, Sendable {
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let consumer: KafkaConsumer
-        var base: AsyncStream<KafkaMessage>.AsyncIterator
+        var base: AsyncStream<[KafkaMessage]>.AsyncIterator
+        var batch: [KafkaMessage] = []
+        var position = 0
 
         public mutating func next() async -> KafkaMessage? {
             await next(isolation: #isolation)
         }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> KafkaMessage? {
-            while let message = await base.next(isolation: actor) {
-                if consumer.took(message) { return message }
+            while position == batch.count {
+                guard let fetched = await base.next(isolation: actor) else { return nil }
+                batch = consumer.took(fetched)
+                position = 0
             }
-            return nil
+            defer { position += 1 }
+            return batch[position]
         }
     }
 

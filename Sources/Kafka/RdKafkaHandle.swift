@@ -53,10 +53,11 @@ final class RdKafkaHandle: @unchecked Sendable {
             name: type == RD_KAFKA_PRODUCER ? "rdkafka-producer" : "rdkafka-consumer")
     }
 
-    /// Starts serving events with `handler`, which runs on the event thread.
-    func start(_ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+    /// Starts serving events with `handler`, which runs on the event thread; `idle` runs there
+    /// whenever the queue has just been emptied.
+    func start(idle: @escaping @Sendable () -> Void = {}, _ handler: @escaping @Sendable (OpaquePointer) -> Void) {
         let logger = self.logger
-        thread.start { event in
+        thread.start(idle: idle) { event in
             if rd_kafka_event_type(event) == RD_KAFKA_EVENT_LOG {
                 Self.log(event, to: logger)
             } else {
@@ -138,21 +139,26 @@ final class EventThread: @unchecked Sendable {
         self.name = name
     }
 
-    func start(_ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+    func start(idle: @escaping @Sendable () -> Void, _ handler: @escaping @Sendable (OpaquePointer) -> Void) {
         let begin = state.withLock { state -> Bool in
             guard !state.started else { return false }
             state.started = true
             return true
         }
         guard begin else { return }
-        let thread = Thread { [self] in run(handler) }
+        let thread = Thread { [self] in run(idle: idle, handler) }
         thread.name = name
         thread.start()
     }
 
-    private func run(_ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+    private func run(idle: @escaping @Sendable () -> Void, _ handler: @escaping @Sendable (OpaquePointer) -> Void) {
         while true {
-            if let event = rd_kafka_queue_poll(queue, 100) {
+            var next = rd_kafka_queue_poll(queue, 0)
+            if next == nil {
+                idle()
+                next = rd_kafka_queue_poll(queue, 100)
+            }
+            if let event = next {
                 handler(event)
                 rd_kafka_event_destroy(event)
             }
@@ -173,6 +179,7 @@ final class EventThread: @unchecked Sendable {
                 handler(event)
                 rd_kafka_event_destroy(event)
             }
+            idle()
             break
         }
         destroy()

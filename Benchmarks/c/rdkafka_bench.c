@@ -1,0 +1,112 @@
+/*
+ * The reference for the Kafka wrapper's throughput: librdkafka's C API doing the same work as
+ * Benchmarks/Sources/kafka-throughput, in the same run.
+ *
+ *   rdkafka_bench produce BOOTSTRAP TOPIC COUNT SIZE
+ *   rdkafka_bench consume BOOTSTRAP TOPIC COUNT GROUP
+ *
+ * Prints one line: "<mode> <count> messages in <seconds> s: <messages/s> msg/s".
+ * Producer: idempotent, acks=all, linger.ms=5 (the wrapper's defaults), keys key-<i % 64>,
+ * delivery reports served by a poll loop. Consumer: a group member with manual commits, reading
+ * until COUNT messages arrived.
+ */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static long delivered = 0, failed = 0;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (m->err) failed++; else delivered++;
+}
+
+static void set(rd_kafka_conf_t *conf, const char *name, const char *value) {
+    char err[512];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s produce|consume BOOTSTRAP TOPIC COUNT SIZE|GROUP\n", argv[0]);
+        return 64;
+    }
+    const char *mode = argv[1], *bootstrap = argv[2], *topic = argv[3];
+    long count = atol(argv[4]);
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    set(conf, "bootstrap.servers", bootstrap);
+    if (strcmp(mode, "produce") == 0) {
+        long size = atol(argv[5]);
+        set(conf, "enable.idempotence", "true");
+        set(conf, "acks", "-1");
+        set(conf, "linger.ms", "5");
+        set(conf, "batch.size", "1048576");
+        set(conf, "queue.buffering.max.messages", "100000");
+        rd_kafka_conf_set_dr_msg_cb(conf, dr);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        if (!rk) { fprintf(stderr, "%s\n", err); return 1; }
+        char *value = malloc(size);
+        memset(value, 'x', size);
+        char key[32];
+        double start = now();
+        for (long i = 0; i < count; i++) {
+            int n = snprintf(key, sizeof(key), "key-%ld", i % 64);
+            while (1) {
+                rd_kafka_resp_err_t e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, n), RD_KAFKA_V_VALUE(value, size),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) { rd_kafka_poll(rk, 10); continue; }
+                if (e) { fprintf(stderr, "produce: %s\n", rd_kafka_err2str(e)); return 1; }
+                break;
+            }
+            rd_kafka_poll(rk, 0);
+        }
+        while (delivered + failed < count) rd_kafka_poll(rk, 100);
+        double seconds = now() - start;
+        printf("produce %ld messages in %.3f s: %.0f msg/s (%ld failed)\n", count, seconds, count / seconds, failed);
+        rd_kafka_destroy(rk);
+        free(value);
+        return failed ? 1 : 0;
+    }
+    set(conf, "group.id", argv[5]);
+    set(conf, "enable.auto.commit", "false");
+    set(conf, "enable.auto.offset.store", "false");
+    set(conf, "auto.offset.reset", "earliest");
+    set(conf, "session.timeout.ms", "6000");
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) { fprintf(stderr, "%s\n", err); return 1; }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    long received = 0;
+    double start = 0;
+    while (received < count) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            if (received == 0) start = now();
+            received++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    double seconds = now() - start;
+    printf("consume %ld messages in %.3f s: %.0f msg/s\n", count, seconds, count / seconds);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return 0;
+}
