@@ -9,6 +9,7 @@ let package = Package(
     dependencies: [
         .package(name: "saga-orchestrator", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // The workloads the benchmarks measure, shared by the harness and the plain loop.
@@ -21,6 +22,16 @@ let package = Package(
         .executableTarget(
             name: "saga-machine-loop",
             dependencies: ["SagaBenchmarkSupport", .product(name: "SagaCore", package: "saga-orchestrator")],
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")]
+        ),
+        // The Kafka wrapper's throughput against librdkafka's C API (Benchmarks/c), run by
+        // scripts/bench-kafka.sh.
+        .executableTarget(
+            name: "kafka-throughput",
+            dependencies: [
+                .product(name: "Kafka", package: "saga-orchestrator"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")]
         ),
         .executableTarget(

@@ -29,6 +29,8 @@ public final class KafkaConsumer: Sendable {
         /// calls happen in the order the wishes were made and the last wish wins.
         let pauseGate = Mutex(false)
         let maximumBuffered: Int
+        /// What only the event thread touches: no lock per message.
+        let local = EventThreadLocal()
         let stream: AsyncStream<[KafkaMessage]>
         let continuation: AsyncStream<[KafkaMessage]>.Continuation
 
@@ -48,8 +50,33 @@ public final class KafkaConsumer: Sendable {
         var closed = false
         var closing = false
         var lastError: KafkaError?
-        /// Messages fetched on the event thread, handed to the reader in batches.
+    }
+
+    /// The event thread's own state, never touched by another thread.
+    private final class EventThreadLocal: @unchecked Sendable {
+        /// Messages fetched and not yet handed to the reader.
         var fetched: [KafkaMessage] = []
+        /// The epoch of each assigned partition, as the event thread last set it.
+        var epochs: [KafkaTopicPartition: UInt64] = [:] {
+            didSet { cache.removeAll() }
+        }
+        /// Topic name and epoch by librdkafka's topic handle and partition: no string work per message.
+        var cache: [CacheKey: (topic: String, epoch: UInt64)] = [:]
+
+        struct CacheKey: Hashable {
+            var topic: OpaquePointer
+            var partition: Int32
+        }
+
+        func lookup(_ topic: OpaquePointer?, _ partition: Int32) -> (topic: String, epoch: UInt64) {
+            guard let topic else { return ("", 0) }
+            let key = CacheKey(topic: topic, partition: partition)
+            if let hit = cache[key] { return hit }
+            let name = String(cString: rd_kafka_topic_name(topic))
+            let entry = (name, epochs[KafkaTopicPartition(topic: name, partition: partition)] ?? 0)
+            cache[key] = entry
+            return entry
+        }
     }
 
     /// The most messages handed to the reader at once.
@@ -242,13 +269,20 @@ public final class KafkaConsumer: Sendable {
         return owned
     }
 
-    /// Runs on the event thread: hands the fetched messages to the reader.
+    /// Runs on the event thread: hands the fetched messages to the reader, and pauses fetching
+    /// when the reader has fallen more than `maximumBufferedMessages` behind.
     private static func handOver(core: Core) {
-        let batch = core.state.withLock { state -> [KafkaMessage] in
-            defer { state.fetched.removeAll(keepingCapacity: true) }
-            return state.fetched
+        let batch = core.local.fetched
+        guard !batch.isEmpty else { return }
+        core.local.fetched.removeAll(keepingCapacity: true)
+        let pause = core.state.withLock { state -> Bool in
+            state.buffered += batch.count
+            guard !state.paused && state.buffered >= core.maximumBuffered else { return false }
+            state.paused = true
+            return true
         }
-        if !batch.isEmpty { core.continuation.yield(batch) }
+        core.continuation.yield(batch)
+        if pause { applyPause(core: core) }
     }
 
     /// Makes librdkafka's paused state what the buffer wants. Callers change the wish under the
@@ -303,7 +337,7 @@ public final class KafkaConsumer: Sendable {
             }
             return
         }
-        let topic = raw.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let (topic, epoch) = core.local.lookup(raw.rkt, raw.partition)
         let key = raw.key.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.key_len)) }
         let value = raw.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.len)) }
         var headers: [KafkaHeader] = []
@@ -326,17 +360,9 @@ public final class KafkaConsumer: Sendable {
         var message = KafkaMessage(
             topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers,
             timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp)
-        let (pause, full) = core.state.withLock { state -> (Bool, Bool) in
-            message.assignmentEpoch = state.assignment[KafkaTopicPartition(topic: topic, partition: raw.partition)] ?? 0
-            state.buffered += 1
-            state.fetched.append(message)
-            let full = state.fetched.count >= batchSize
-            guard !state.paused && state.buffered >= core.maximumBuffered else { return (false, full) }
-            state.paused = true
-            return (true, full)
-        }
-        if full || pause { handOver(core: core) }
-        if pause { applyPause(core: core) }
+        message.assignmentEpoch = epoch
+        core.local.fetched.append(message)
+        if core.local.fetched.count >= batchSize { handOver(core: core) }
     }
 
     private static func rebalance(_ event: OpaquePointer, core: Core) {
@@ -354,11 +380,15 @@ public final class KafkaConsumer: Sendable {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE"
         switch code {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            core.state.withLock { state in
+            // Messages fetched under the old assignment go first, with their old epochs.
+            handOver(core: core)
+            let assignment = core.state.withLock { state in
                 state.epoch += 1
                 if !cooperative { state.assignment.removeAll() }
                 for partition in partitions { state.assignment[partition] = state.epoch }
+                return state.assignment
             }
+            core.local.epochs = assignment
             if cooperative {
                 if let error = rd_kafka_incremental_assign(client, list) {
                     logFailure(KafkaError(consuming: error), core: core)
@@ -371,12 +401,14 @@ public final class KafkaConsumer: Sendable {
             core.handle.logger.info(
                 "partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            core.state.withLock { state in
+            handOver(core: core)
+            core.local.epochs = core.state.withLock { state in
                 if cooperative {
                     for partition in partitions { state.assignment[partition] = nil }
                 } else {
                     state.assignment.removeAll()
                 }
+                return state.assignment
             }
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(client, list) {
@@ -390,7 +422,9 @@ public final class KafkaConsumer: Sendable {
                 "partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
         default:
             // A rebalance error: give everything up; the group assigns again.
+            handOver(core: core)
             core.state.withLock { $0.assignment.removeAll() }
+            core.local.epochs.removeAll()
             _ = rd_kafka_assign(client, nil)
             logFailure(KafkaError(code), core: core)
         }

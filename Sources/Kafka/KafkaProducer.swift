@@ -99,10 +99,17 @@ public final class KafkaProducer: Sendable {
             return id
         }
         var index = 0
+        var checked = false
         while index < messages.count {
-            let refusal = core.state.withLock { state -> KafkaError? in
-                state.fatal ?? (state.closed ? KafkaError.closed() : nil)
-            }
+            // Checked once, and again after each wait for room: a fatal error or a close can come
+            // only while we wait (a fatal error met between checks fails the deliveries anyway).
+            let refusal =
+                checked
+                ? nil
+                : core.state.withLock { state -> KafkaError? in
+                    state.fatal ?? (state.closed ? KafkaError.closed() : nil)
+                }
+            checked = true
             if let refusal {
                 core.state.withLock { state in
                     for rest in index..<messages.count { state.batches[batch]?.record(rest, .failure(refusal)) }
@@ -116,6 +123,7 @@ public final class KafkaProducer: Sendable {
             }
             if error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue {
                 await waitForRoom()
+                checked = false
                 continue
             }
             core.state.withLock { $0.batches[batch]?.record(index, .failure(error)) }
@@ -166,32 +174,32 @@ public final class KafkaProducer: Sendable {
         let error: OpaquePointer? = message.topic.withCString { topic in
             withOptionalBytes(message.key) { key in
                 withOptionalBytes(message.value) { value in
-                    var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 7)
-                    var count = 0
-                    func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
-                        values[count].vtype = type
-                        set(&values[count])
-                        count += 1
-                    }
-                    add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
-                    add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
-                    add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: opaque) }
-                    if let value {
-                        add(RD_KAFKA_VTYPE_VALUE) {
-                            $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-                            $0.u.mem.size = value.count
+                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { values in
+                        var count = 0
+                        func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                            values[count] = rd_kafka_vu_t()
+                            values[count].vtype = type
+                            set(&values[count])
+                            count += 1
                         }
-                    }
-                    if let key {
-                        add(RD_KAFKA_VTYPE_KEY) {
-                            $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
-                            $0.u.mem.size = key.count
+                        add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
+                        add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                        add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: opaque) }
+                        if let value {
+                            add(RD_KAFKA_VTYPE_VALUE) {
+                                $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
+                                $0.u.mem.size = value.count
+                            }
                         }
-                    }
-                    if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
-                    if let partition = message.partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition } }
-                    return values.withUnsafeMutableBufferPointer { buffer in
-                        rd_kafka_produceva(handle.pointer, buffer.baseAddress, count)
+                        if let key {
+                            add(RD_KAFKA_VTYPE_KEY) {
+                                $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
+                                $0.u.mem.size = key.count
+                            }
+                        }
+                        if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
+                        if let partition = message.partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition } }
+                        return rd_kafka_produceva(handle.pointer, values.baseAddress, count)
                     }
                 }
             }
@@ -231,7 +239,10 @@ public final class KafkaProducer: Sendable {
                 state.batches.removeAll()
                 state.roomWaiters.removeAll()
             }
-            return (state.batches.values.compactMap { batch in batch.waiter.map { ($0, batch.outcomes) } }, state.roomWaiters)
+            return (
+                state.batches.values.compactMap { batch in batch.waiter.map { ($0, batch.outcomes) } },
+                state.roomWaiters
+            )
         }
         for (continuation, outcomes) in waiting { continuation.resume(returning: outcomes) }
         for room in rooms { room.resume() }
@@ -243,10 +254,19 @@ public final class KafkaProducer: Sendable {
         switch rd_kafka_event_type(event) {
         case RD_KAFKA_EVENT_DR:
             var outcomes: [(UInt, Result<KafkaDeliveryReport, KafkaError>)] = []
+            var topicCache: (OpaquePointer, String)?
             while let message = rd_kafka_event_message_next(event) {
                 let opaque = UInt(bitPattern: message.pointee._private)
                 if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+                    var topic = ""
+                    if let rkt = message.pointee.rkt {
+                        if let cached = topicCache, cached.0 == rkt {
+                            topic = cached.1
+                        } else {
+                            topic = String(cString: rd_kafka_topic_name(rkt))
+                            topicCache = (rkt, topic)
+                        }
+                    }
                     outcomes.append(
                         (
                             opaque,
@@ -262,13 +282,19 @@ public final class KafkaProducer: Sendable {
             }
             let mask = (UInt(1) << indexBits) - 1
             let (finished, rooms) = core.state.withLock { state in
-                var finished: [(CheckedContinuation<[Result<KafkaDeliveryReport, KafkaError>], Never>, [Result<KafkaDeliveryReport, KafkaError>])] = []
+                var finished:
+                    [(
+                        CheckedContinuation<[Result<KafkaDeliveryReport, KafkaError>], Never>,
+                        [Result<KafkaDeliveryReport, KafkaError>]
+                    )] = []
                 for (opaque, outcome) in outcomes {
                     let batch = opaque >> indexBits
                     state.batches[batch]?.record(Int(opaque & mask), outcome)
-                    if let current = state.batches[batch], current.remaining == 0, let waiter = current.waiter {
-                        finished.append((waiter, current.outcomes))
-                        state.batches[batch] = nil
+                    // Read in place: a copy of the batch would copy its results on the next record.
+                    if state.batches[batch]?.remaining == 0, state.batches[batch]?.waiter != nil,
+                        let done = state.batches.removeValue(forKey: batch), let waiter = done.waiter
+                    {
+                        finished.append((waiter, done.outcomes))
                     }
                 }
                 defer { state.roomWaiters.removeAll() }

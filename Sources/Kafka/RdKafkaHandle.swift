@@ -153,7 +153,9 @@ final class EventThread: @unchecked Sendable {
 
     private func run(idle: @escaping @Sendable () -> Void, _ handler: @escaping @Sendable (OpaquePointer) -> Void) {
         while true {
-            var next = rd_kafka_queue_poll(queue, 0)
+            // Events come in bursts (a fetch response is queued message by message): wait up to
+            // 1 ms for the next before calling the queue idle, so a burst is handed on in one piece.
+            var next = rd_kafka_queue_poll(queue, 0) ?? rd_kafka_queue_poll(queue, 1)
             if next == nil {
                 idle()
                 next = rd_kafka_queue_poll(queue, 100)

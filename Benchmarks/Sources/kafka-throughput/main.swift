@@ -1,0 +1,88 @@
+import Foundation
+import Kafka
+import Logging
+
+// The Kafka wrapper's throughput, for comparison with librdkafka's C API doing the same work
+// (Benchmarks/c/rdkafka_bench.c) in the same run; scripts/bench-kafka.sh runs both.
+//
+//   kafka-throughput produce BOOTSTRAP TOPIC COUNT SIZE
+//   kafka-throughput consume BOOTSTRAP TOPIC COUNT GROUP
+//
+// Prints one line: "<mode> <count> messages in <seconds> s: <messages/s> msg/s".
+// Producer: the wrapper's defaults (idempotent, acks=all, linger.ms=5), keys key-<i % 64>, sent in
+// batches of 10,000 with up to 4 batches in flight, after one warm-up message (librdkafka learns
+// a new topic's metadata on a 1 s timer, which would otherwise dominate). Consumer: a group member reading until COUNT
+// messages arrived (manual commits, none made).
+
+let arguments = CommandLine.arguments
+guard arguments.count == 6, let count = Int(arguments[4]) else {
+    FileHandle.standardError.write(
+        Data("usage: kafka-throughput produce|consume BOOTSTRAP TOPIC COUNT SIZE|GROUP\n".utf8))
+    exit(64)
+}
+let (mode, bootstrap, topic) = (arguments[1], arguments[2], arguments[3])
+var logger = Logger(label: "kafka-throughput")
+logger.logLevel = .warning
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+if mode == "produce" {
+    guard let size = Int(arguments[5]) else { exit(64) }
+    let producer = try KafkaProducer(
+        configuration: KafkaProducerConfiguration(bootstrapServers: [bootstrap]), logger: logger)
+    let value = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+    let keys = (0..<64).map { Array("key-\($0)".utf8) }
+    let batchSize = 10_000
+    // Warm up outside the measurement: the producer id, the topic's metadata, the connections.
+    _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: keys[0], value: value))
+    let clock = ContinuousClock()
+    let start = clock.now
+    let failed = await withTaskGroup(of: Int.self) { group in
+        var failed = 0
+        var next = 0
+        func addBatch() {
+            let range = next..<min(count, next + batchSize)
+            next = range.upperBound
+            let messages = range.map { KafkaOutgoingMessage(topic: topic, key: keys[$0 % 64], value: value) }
+            group.addTask {
+                await producer.send(messages).filter { if case .failure = $0 { true } else { false } }.count
+            }
+        }
+        for _ in 0..<4 where next < count { addBatch() }
+        for await batchFailures in group {
+            failed += batchFailures
+            if next < count { addBatch() }
+        }
+        return failed
+    }
+    let elapsed = seconds(clock.now - start)
+    print(
+        String(
+            format: "produce %d messages in %.3f s: %.0f msg/s (%d failed)", count, elapsed, Double(count) / elapsed,
+            failed))
+    await producer.close()
+    exit(failed == 0 ? 0 : 1)
+} else {
+    var configuration = KafkaConsumerConfiguration(bootstrapServers: [bootstrap], groupID: arguments[5])
+    configuration.sessionTimeoutMilliseconds = 6_000
+    if let buffer = ProcessInfo.processInfo.environment["BUFFER"].flatMap(Int.init) {
+        configuration.maximumBufferedMessages = buffer
+    }
+    let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+    try consumer.subscribe(to: [topic])
+    let clock = ContinuousClock()
+    var start: ContinuousClock.Instant?
+    var received = 0
+    var bytes = 0
+    for await message in consumer.messages {
+        if start == nil { start = clock.now }
+        received += 1
+        bytes += message.value?.count ?? 0
+        if received == count { break }
+    }
+    let elapsed = seconds(clock.now - (start ?? clock.now))
+    print(String(format: "consume %d messages in %.3f s: %.0f msg/s", count, elapsed, Double(count) / elapsed))
+    await consumer.close()
+}
