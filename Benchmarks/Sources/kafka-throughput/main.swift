@@ -7,6 +7,7 @@ import Logging
 //
 //   kafka-throughput produce BOOTSTRAP TOPIC COUNT SIZE
 //   kafka-throughput consume BOOTSTRAP TOPIC COUNT GROUP
+//   kafka-throughput create BOOTSTRAP TOPIC PARTITIONS -   (creates the topic through the admin API)
 //
 // Prints one line: "<mode> <count> messages in <seconds> s: <messages/s> msg/s".
 // Producer: the wrapper's defaults (idempotent, acks=all, linger.ms=5), keys key-<i % 64>, sent in
@@ -28,7 +29,11 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-if mode == "produce" {
+if mode == "create" {
+    let admin = try KafkaAdmin(configuration: KafkaClientConfiguration(bootstrapServers: [bootstrap]), logger: logger)
+    try await admin.createTopics([KafkaTopicSpecification(name: topic, partitions: count)])
+    await admin.close()
+} else if mode == "produce" {
     guard let size = Int(arguments[5]) else { exit(64) }
     let producer = try KafkaProducer(
         configuration: KafkaProducerConfiguration(bootstrapServers: [bootstrap]), logger: logger)
@@ -67,9 +72,6 @@ if mode == "produce" {
 } else {
     var configuration = KafkaConsumerConfiguration(bootstrapServers: [bootstrap], groupID: arguments[5])
     configuration.sessionTimeoutMilliseconds = 6_000
-    if let buffer = ProcessInfo.processInfo.environment["BUFFER"].flatMap(Int.init) {
-        configuration.maximumBufferedMessages = buffer
-    }
     let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     try consumer.subscribe(to: [topic])
     let clock = ContinuousClock()

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The Kafka wrapper's throughput next to librdkafka's C API doing the same work, in the same run,
+# on both brokers: the mock cluster (Debian's librdkafka) and Tansu (the current librdkafka from
+# the confluent-kafka wheel). 200,000 messages of 200 bytes, produced then consumed, each program
+# on a fresh 16-partition topic, three rounds, alternating which goes first.
+#
+#   ./scripts/bench-kafka.sh [COUNT] [SIZE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count="${1:-200000}"
+size="${2:-200}"
+rounds="${ROUNDS:-3}"
+
+deploy/local/install-deps.sh >/dev/null
+swift build --package-path Benchmarks -c release --product kafka-throughput >&2
+swift build --product kafka-mock-broker >&2
+mkdir -p .build
+gcc -O2 -o .build/rdkafka_bench Benchmarks/c/rdkafka_bench.c $(pkg-config --cflags --libs rdkafka)
+
+mock_dir="$PWD/.local/bench-mock"
+tansu_dir="$PWD/.local/bench-tansu"
+trap 'deploy/local/kafka-mock.sh stop "$mock_dir"; deploy/local/tansu.sh stop "$tansu_dir"' EXIT
+
+run() { # broker-name bootstrap create-topic-command...
+    local name="$1" bootstrap="$2"
+    shift 2
+    for round in $(seq 1 "$rounds"); do
+        for program in c swift; do
+            local topic="bench-$program-$round-$RANDOM"
+            "$@" "$topic"
+            local binary=.build/rdkafka_bench
+            [ "$program" = swift ] && binary=Benchmarks/.build/release/kafka-throughput
+            printf '%-6s %-6s round %d  ' "$name" "$program" "$round"
+            "$binary" produce "$bootstrap" "$topic" "$count" "$size" | tr '\n' ' '
+            printf '\n%-6s %-6s round %d  ' "$name" "$program" "$round"
+            "$binary" consume "$bootstrap" "$topic" "$count" "group-$topic"
+        done
+    done
+}
+
+mock_topic() { deploy/local/kafka-mock.sh command "$mock_dir" "topic $1 16"; sleep 0.2; }
+tansu_topic() { Benchmarks/.build/release/kafka-throughput create "$tansu_bootstrap" "$1" 16 -; }
+
+bootstrap=$(deploy/local/kafka-mock.sh start "$mock_dir")
+run mock "$bootstrap" mock_topic
+
+deploy/local/tansu.sh install
+libdir=$(deploy/local/tansu.sh libdir)
+tansu_bootstrap=$(deploy/local/tansu.sh start "$tansu_dir")
+export LD_LIBRARY_PATH="$libdir"
+run tansu "$tansu_bootstrap" tansu_topic
