@@ -95,7 +95,7 @@ public final class KafkaConsumer: Sendable {
             })
         let core = Core(handle: handle, maximumBuffered: max(1, configuration.maximumBufferedMessages))
         self.core = core
-        handle.start(idle: { Self.handOver(core: core) }) { event in Self.serve(event, core: core) }
+        handle.start(idle: { Self.handOver(core: core) }, { event in Self.serve(event, core: core) })
     }
 
     deinit {
