@@ -8,8 +8,8 @@ public enum SagaEffect: Sendable, Hashable, Codable {
     case send(StepCommand)
     /// Set a durable timer.
     case schedule(SagaTimer)
-    /// Remove a timer that is no longer needed.
-    case cancelTimer(id: String)
+    /// Remove a timer that is no longer needed (its row is keyed by ``SagaTimer/id``).
+    case cancelTimer(SagaTimer)
     /// Publish a lifecycle event.
     case publish(SagaLifecycleEvent)
     /// Tell the sender what became of a signal.
@@ -19,7 +19,19 @@ public enum SagaEffect: Sendable, Hashable, Codable {
 }
 
 /// A command for a participant.
+///
+/// The command holds what it is made of — the saga's data as it was when the command was sent, the
+/// parts of its idempotency key — and derives the wire values from them, so a transition builds no
+/// strings or JSON objects it may not need; the engine writes them straight into the outbox row.
 public struct StepCommand: Sendable, Hashable, Codable {
+    /// What the command carries.
+    public enum Content: Sendable, Hashable, Codable {
+        /// An action: the saga's input, the results of earlier steps and the consumed signals.
+        case execute(input: JSONValue, steps: [String: JSONValue], signals: [String: JSONValue])
+        /// A compensation: the saga's input and the result of the action it undoes.
+        case compensate(input: JSONValue, result: JSONValue)
+    }
+
     /// The saga it belongs to.
     public var sagaID: String
     /// The saga's definition name.
@@ -32,17 +44,37 @@ public struct StepCommand: Sendable, Hashable, Codable {
     public var participant: String
     /// The command type, e.g. `payments.charge` or `payments.refund`.
     public var commandType: String
-    /// Stable across retries of this action: participants deduplicate by it.
-    public var idempotencyKey: String
-    /// The idempotency key of the step's action; on a compensation it names what is undone.
-    public var actionKey: String
+    /// The generation of this action's key: 0 until an operator's retry follows a non-retryable failure.
+    public var generation: Int
+    /// The generation of the step's action key, which a compensation names.
+    public var actionGeneration: Int
     /// The attempt number, from 1.
     public var attempt: Int
     /// When the orchestrator stops waiting for this attempt's reply.
     public var deadline: SagaTimestamp
-    /// For an action: `{input, steps, signals}`; for a compensation: `{input, result}` with the result
-    /// of the action it undoes.
-    public var payload: JSONValue
+    /// What the command carries.
+    public var content: Content
+
+    /// Stable across retries of this action: participants deduplicate by it.
+    public var idempotencyKey: String {
+        IdempotencyKey.make(sagaID: sagaID, step: step, action: action, generation: generation)
+    }
+
+    /// The idempotency key of the step's action; on a compensation it names what is undone.
+    public var actionKey: String {
+        IdempotencyKey.make(sagaID: sagaID, step: step, action: .execute, generation: actionGeneration)
+    }
+
+    /// The JSON the participant receives: `{input, steps, signals}` for an action, `{input, result}`
+    /// for a compensation.
+    public var payload: JSONValue {
+        switch content {
+        case .execute(let input, let steps, let signals):
+            return .object(["input": input, "steps": .object(steps), "signals": .object(signals)])
+        case .compensate(let input, let result):
+            return .object(["input": input, "result": result])
+        }
+    }
 }
 
 /// What became of a signal.

@@ -129,8 +129,6 @@ public struct SagaTimer: Sendable, Hashable, Codable {
         case deadline
     }
 
-    /// Unique within the saga, stable: the same timer always has the same id.
-    public var id: String
     /// What it is for.
     public var kind: Kind
     /// The step it belongs to; `nil` for the deadline.
@@ -141,6 +139,31 @@ public struct SagaTimer: Sendable, Hashable, Codable {
     public var attempt: Int?
     /// When it fires.
     public var dueAt: SagaTimestamp
+
+    public init(
+        kind: Kind, step: String? = nil, action: StepAction? = nil, attempt: Int? = nil, dueAt: SagaTimestamp
+    ) {
+        self.kind = kind
+        self.step = step
+        self.action = action
+        self.attempt = attempt
+        self.dueAt = dueAt
+    }
+
+    /// Unique within the saga and stable, derived from what the timer is for:
+    /// `saga:deadline`, `<step>:signal`, `<step>:sleep`, `<step>:<action>:<attempt>:timeout|retry`.
+    /// The store keys its timer rows by it; a firing names it.
+    public var id: String {
+        switch kind {
+        case .deadline: return "saga:deadline"
+        case .signalTimeout: return .concatenating(step ?? "", ":signal")
+        case .sleep: return .concatenating(step ?? "", ":sleep")
+        case .attemptTimeout, .retryBackoff:
+            return .concatenating(
+                step ?? "", action == .compensate ? ":compensate:" : ":execute:", String(attempt ?? 0),
+                kind == .attemptTimeout ? ":timeout" : ":retry")
+        }
+    }
 }
 
 /// A signal that arrived before the saga waited for it.

@@ -34,7 +34,7 @@ public enum SagaMachine {
         var runner = Runner(saga: saga, definition: definition, now: now)
         runner.publish(.sagaStarted)
         if let deadline = definition.deadline {
-            runner.schedule(SagaTimer(id: "saga:deadline", kind: .deadline, dueAt: now + deadline))
+            runner.schedule(SagaTimer(kind: .deadline, dueAt: now + deadline))
         }
         runner.advance()
         return runner.transition
@@ -147,10 +147,10 @@ struct Runner {
         effects.append(.schedule(timer))
     }
 
-    mutating func cancelTimer(_ id: String) {
-        guard let index = saga.timers.firstIndex(where: { $0.id == id }) else { return }
-        saga.timers.remove(at: index)
-        effects.append(.cancelTimer(id: id))
+    /// Cancels the timer of `kind` for `step`, when it is set.
+    mutating func cancelTimer(_ kind: SagaTimer.Kind, step: String) {
+        guard let index = saga.timers.firstIndex(where: { $0.kind == kind && $0.step == step }) else { return }
+        effects.append(.cancelTimer(saga.timers.remove(at: index)))
     }
 
     /// Cancels the attempt timer of `kind` for a step's action and attempt, when it is set.
@@ -160,12 +160,11 @@ struct Runner {
                 $0.attempt == attempt && $0.kind == kind && $0.action == action && $0.step == step
             })
         else { return }
-        let timer = saga.timers.remove(at: index)
-        effects.append(.cancelTimer(id: timer.id))
+        effects.append(.cancelTimer(saga.timers.remove(at: index)))
     }
 
     mutating func cancelAllTimers() {
-        for timer in saga.timers { effects.append(.cancelTimer(id: timer.id)) }
+        for timer in saga.timers { effects.append(.cancelTimer(timer)) }
         saga.timers.removeAll()
     }
 
@@ -189,19 +188,6 @@ struct Runner {
     func isAfterPivot(_ name: String) -> Bool {
         guard let pivot = definition.layout.pivotIndex, let index = topLevelIndex(of: name) else { return false }
         return index > pivot
-    }
-
-    func key(_ state: StepState, _ action: StepAction) -> String {
-        IdempotencyKey.make(
-            sagaID: saga.id, step: state.name, action: action,
-            generation: action == .execute ? state.executeGeneration : state.compensateGeneration)
-    }
-
-    /// `<step>:<action>:<attempt>:timeout` or `…:retry`.
-    static func timerID(_ step: String, _ action: StepAction, _ attempt: Int, _ kind: SagaTimer.Kind) -> String {
-        .concatenating(
-            step, action == .execute ? ":execute:" : ":compensate:", String(attempt),
-            kind == .attemptTimeout ? ":timeout" : ":retry")
     }
 
     mutating func nextEffectOrder() -> Int {
@@ -253,13 +239,13 @@ struct Runner {
                 }
                 saga.status = .waiting
                 let due = now + wait.timeout
-                schedule(SagaTimer(id: "\(step.name):signal", kind: .signalTimeout, step: step.name, dueAt: due))
+                schedule(SagaTimer(kind: .signalTimeout, step: step.name, dueAt: due))
                 publish(.waitingForSignal, step: step.name, reason: wait.signals.joined(separator: ","), until: due)
                 return
             case .sleep(let sleep):
                 saga.status = .sleeping
                 let due = now + sleep.duration
-                schedule(SagaTimer(id: "\(step.name):sleep", kind: .sleep, step: step.name, dueAt: due))
+                schedule(SagaTimer(kind: .sleep, step: step.name, dueAt: due))
                 publish(.sleeping, step: step.name, until: due)
                 return
             }
@@ -297,17 +283,17 @@ struct Runner {
         let name = saga.steps[index].name
         saga.steps[index].inFlight = attempt
         let deadline = now + command.timeout
-        let executeKey = IdempotencyKey.make(
-            sagaID: saga.id, step: name, action: .execute, generation: saga.steps[index].executeGeneration)
+        let generation = saga.steps[index].executeGeneration
         effects.append(
             .send(
                 StepCommand(
                     sagaID: saga.id, definitionName: saga.definitionName, step: name, action: .execute,
-                    participant: command.participant, commandType: command.command, idempotencyKey: executeKey,
-                    actionKey: executeKey, attempt: attempt, deadline: deadline, payload: saga.data)))
+                    participant: command.participant, commandType: command.command, generation: generation,
+                    actionGeneration: generation, attempt: attempt, deadline: deadline,
+                    content: .execute(input: saga.input, steps: saga.results, signals: saga.signals))))
         schedule(
             SagaTimer(
-                id: Self.timerID(name, .execute, attempt, .attemptTimeout), kind: .attemptTimeout, step: name,
+                kind: .attemptTimeout, step: name,
                 action: .execute, attempt: attempt, dueAt: deadline))
         publish(.stepStarted, step: name, attempt: attempt, until: deadline)
     }
@@ -364,7 +350,7 @@ struct Runner {
             let due = now + command.retry.delay(afterAttempt: used, unit: unit)
             schedule(
                 SagaTimer(
-                    id: Self.timerID(state.name, .execute, state.attempt, .retryBackoff), kind: .retryBackoff,
+                    kind: .retryBackoff,
                     step: state.name, action: .execute, attempt: state.attempt, dueAt: due))
             publish(.stepRetryScheduled, step: state.name, attempt: state.attempt + 1, error: error, until: due)
         } else {
@@ -459,12 +445,12 @@ struct Runner {
                 StepCommand(
                     sagaID: saga.id, definitionName: saga.definitionName, step: state.name, action: .compensate,
                     participant: command.participant, commandType: command.compensation ?? command.command,
-                    idempotencyKey: key(state, .compensate), actionKey: key(state, .execute), attempt: attempt,
-                    deadline: deadline,
-                    payload: .object(["input": saga.input, "result": saga.results[state.name] ?? .null]))))
+                    generation: state.compensateGeneration, actionGeneration: state.executeGeneration,
+                    attempt: attempt, deadline: deadline,
+                    content: .compensate(input: saga.input, result: saga.results[state.name] ?? .null))))
         schedule(
             SagaTimer(
-                id: Self.timerID(state.name, .compensate, attempt, .attemptTimeout), kind: .attemptTimeout,
+                kind: .attemptTimeout,
                 step: state.name, action: .compensate, attempt: attempt, dueAt: deadline))
         publish(.compensationStarted, step: state.name, attempt: attempt, until: deadline)
     }
@@ -489,7 +475,6 @@ struct Runner {
             let due = now + command.compensationRetry.delay(afterAttempt: used, unit: unit)
             schedule(
                 SagaTimer(
-                    id: Self.timerID(state.name, .compensate, state.compensationAttempt, .retryBackoff),
                     kind: .retryBackoff, step: state.name, action: .compensate, attempt: state.compensationAttempt,
                     dueAt: due))
             publish(
@@ -712,7 +697,7 @@ struct Runner {
             wait.signals.contains(signal.name), let index = index(of: definition.steps[saga.cursor].name),
             saga.steps[index].status == .running
         {
-            cancelTimer("\(definition.steps[saga.cursor].name):signal")
+            cancelTimer(.signalTimeout, step: definition.steps[saga.cursor].name)
             if consume(signal, stepIndex: index, wait: wait) { advance() }
             return
         }

@@ -31,7 +31,7 @@ struct SagaHarness {
         for effect in new {
             switch effect {
             case .schedule(let timer): timerTable[timer.id] = timer
-            case .cancelTimer(let id): timerTable[id] = nil
+            case .cancelTimer(let timer): timerTable[timer.id] = nil
             case .send, .publish, .signalOutcome, .note: break
             }
         }

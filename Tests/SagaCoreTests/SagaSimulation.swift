@@ -152,7 +152,7 @@ struct Simulation {
             apply(.cancel(reason: "test"))
         case 10:
             let cancelled = harness.effects.compactMap { effect -> String? in
-                if case .cancelTimer(let id) = effect { return id } else { return nil }
+                if case .cancelTimer(let timer) = effect { return timer.id } else { return nil }
             }
             apply(.timerFired(timerID: cancelled.isEmpty ? "nothing" : cancelled[(choice / 12) % cancelled.count]))
         default:
