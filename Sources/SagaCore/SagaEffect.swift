@@ -1,5 +1,3 @@
-import Foundation
-
 /// What a transition asks the outside world to do. The engine writes them in the same transaction as
 /// the new state: commands and lifecycle events as outbox rows, timers as timer rows, everything as
 /// history.
@@ -219,28 +217,14 @@ public enum IdempotencyKey {
         return .concatenating(sagaID, ":", step, suffix, ":", String(generation))
     }
 
-    /// Whether `key` is the key ``make(sagaID:step:action:generation:)`` gives, checked without
-    /// building it.
+    /// Whether `key` is the key ``make(sagaID:step:action:generation:)`` gives.
     public static func matches(
         _ key: String, sagaID: String, step: String, action: StepAction, generation: Int = 0
     ) -> Bool {
-        let suffix = action == .execute ? ":execute" : ":compensate"
-        let tail = generation == 0 ? "" : ":" + String(generation)
-        let expected = sagaID.utf8.count + 1 + step.utf8.count + suffix.utf8.count + tail.utf8.count
-        guard key.utf8.count == expected else { return false }
-        var key = key
-        return key.withUTF8 { bytes in
-            var offset = 0
-            func next(_ part: String) -> Bool {
-                var part = part
-                let count = part.utf8.count
-                let equal = part.withUTF8 { expected in
-                    count == 0 || memcmp(bytes.baseAddress! + offset, expected.baseAddress!, count) == 0
-                }
-                offset += count
-                return equal
-            }
-            return next(sagaID) && next(":") && next(step) && next(suffix) && next(tail)
-        }
+        let suffix = action == .execute ? 8 : 11  // ":execute", ":compensate"
+        let tail = generation == 0 ? 0 : 1 + String(generation).utf8.count
+        // A different length settles most mismatches without building anything.
+        guard key.utf8.count == sagaID.utf8.count + 1 + step.utf8.count + suffix + tail else { return false }
+        return key == make(sagaID: sagaID, step: step, action: action, generation: generation)
     }
 }
