@@ -25,6 +25,13 @@ let (mode, bootstrap, topic) = (arguments[1], arguments[2], arguments[3])
 var logger = Logger(label: "kafka-throughput")
 logger.logLevel = .warning
 
+/// Extra librdkafka properties for experiments: KAFKA_PROPERTIES="queued.min.messages=1000000,…".
+let extraProperties: [String: String] = Dictionary(
+    (ProcessInfo.processInfo.environment["KAFKA_PROPERTIES"] ?? "").split(separator: ",").compactMap { pair in
+        let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
+    }, uniquingKeysWith: { _, last in last })
+
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
@@ -35,8 +42,9 @@ if mode == "create" {
     await admin.close()
 } else if mode == "produce" {
     guard let size = Int(arguments[5]) else { exit(64) }
-    let producer = try KafkaProducer(
-        configuration: KafkaProducerConfiguration(bootstrapServers: [bootstrap]), logger: logger)
+    var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: [bootstrap])
+    producerConfiguration.client.properties = extraProperties
+    let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
     let value = [UInt8](repeating: UInt8(ascii: "x"), count: size)
     let keys = (0..<64).map { Array("key-\($0)".utf8) }
     let batchSize = 10_000
@@ -72,6 +80,7 @@ if mode == "create" {
 } else {
     var configuration = KafkaConsumerConfiguration(bootstrapServers: [bootstrap], groupID: arguments[5])
     configuration.sessionTimeoutMilliseconds = 6_000
+    configuration.client.properties = extraProperties
     let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     try consumer.subscribe(to: [topic])
     let clock = ContinuousClock()
