@@ -74,9 +74,27 @@ public final class KafkaAdmin: Sendable {
     )
         async throws
     {
-        let client = SendablePointer(pointer: handle.pointer)
+        let handle = self.handle
         let milliseconds = Int32(clamping: timeout.milliseconds)
         let result = await RdKafkaHandle.blocking { () -> KafkaError? in
+            do throws(KafkaError) {
+                return try handle.borrow { pointer in
+                    Self.createTopics(
+                        topics, ignoreExisting: ignoreExisting, milliseconds: milliseconds, client: pointer)
+                }
+            } catch {
+                return error
+            }
+        }
+        if let result { throw result }
+    }
+
+    /// CreateTopics, on the calling thread (which blocks until the answer or the timeout).
+    private static func createTopics(
+        _ topics: [KafkaTopicSpecification], ignoreExisting: Bool, milliseconds: Int32, client pointer: OpaquePointer
+    ) -> KafkaError? {
+        let client = SendablePointer(pointer: pointer)
+        do {
             var message = [CChar](repeating: 0, count: 512)
             var newTopics: [OpaquePointer?] = []
             defer { for topic in newTopics { rd_kafka_NewTopic_destroy(topic) } }
@@ -97,7 +115,7 @@ public final class KafkaAdmin: Sendable {
             newTopics.withUnsafeMutableBufferPointer { buffer in
                 rd_kafka_CreateTopics(client.pointer, buffer.baseAddress, buffer.count, options, queue)
             }
-            guard let event = rd_kafka_queue_poll(queue, milliseconds + 1000) else {
+            guard let event = rd_kafka_queue_poll(queue, milliseconds &+ 1000) else {
                 return KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, message: "no answer to CreateTopics")
             }
             defer { rd_kafka_event_destroy(event) }
@@ -122,16 +140,20 @@ public final class KafkaAdmin: Sendable {
             }
             return nil
         }
-        if let result { throw result }
     }
 
     /// The metadata of every topic and broker.
     public func metadata(timeout: Duration = .seconds(10)) async throws -> KafkaMetadata {
-        let client = SendablePointer(pointer: handle.pointer)
+        let handle = self.handle
         let milliseconds = Int32(clamping: timeout.milliseconds)
         let result = await RdKafkaHandle.blocking { () -> Result<KafkaMetadata, KafkaError> in
             var pointer: UnsafePointer<rd_kafka_metadata>?
-            let code = rd_kafka_metadata(client.pointer, 1, nil, &pointer, milliseconds)
+            let code: rd_kafka_resp_err_t
+            do throws(KafkaError) {
+                code = try handle.borrow { client in rd_kafka_metadata(client, 1, nil, &pointer, milliseconds) }
+            } catch {
+                return .failure(error)
+            }
             guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata = pointer else { return .failure(KafkaError(code)) }
             defer { rd_kafka_metadata_destroy(metadata) }
             let raw = metadata.pointee

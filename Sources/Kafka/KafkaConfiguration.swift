@@ -104,8 +104,8 @@ public struct KafkaConsumerConfiguration: Sendable, Hashable {
     public var sessionTimeoutMilliseconds: Int = 10_000
     /// How often the member tells the group it is alive, in milliseconds. Default 1 s.
     public var heartbeatIntervalMilliseconds: Int = 1_000
-    /// The longest time between two reads of messages before the member leaves the group, in
-    /// milliseconds. Default 5 min.
+    /// librdkafka's `max.poll.interval.ms`. The consumer's event thread polls all the time, so this
+    /// does not notice a reader that stopped reading; it bounds librdkafka's own stalls. Default 5 min.
     public var maxPollIntervalMilliseconds: Int = 300_000
     /// The most messages fetched but not yet read; past it, the consumer pauses its partitions
     /// until the reader catches up. Default 10,000.

@@ -25,9 +25,6 @@ public final class KafkaConsumer: Sendable {
     private final class Core: Sendable {
         let handle: RdKafkaHandle
         let state = Mutex(State())
-        /// Whether the partitions are paused in librdkafka. Held while pausing or resuming, so the
-        /// calls happen in the order the wishes were made and the last wish wins.
-        let pauseGate = Mutex(false)
         let maximumBuffered: Int
         /// What only the event thread touches: no lock per message.
         let local = EventThreadLocal()
@@ -56,6 +53,8 @@ public final class KafkaConsumer: Sendable {
     private final class EventThreadLocal: @unchecked Sendable {
         /// Messages fetched and not yet handed to the reader.
         var fetched: [KafkaMessage] = []
+        /// Whether the partitions are paused in librdkafka for the buffer.
+        var appliedPause = false
         /// The epoch of each assigned partition, as the event thread last set it.
         var epochs: [KafkaTopicPartition: UInt64] = [:] {
             didSet { cache.removeAll() }
@@ -95,7 +94,11 @@ public final class KafkaConsumer: Sendable {
             })
         let core = Core(handle: handle, maximumBuffered: max(1, configuration.maximumBufferedMessages))
         self.core = core
-        handle.start(idle: { Self.handOver(core: core) }, { event in Self.serve(event, core: core) })
+        handle.start(
+            idle: {
+                Self.handOver(core: core)
+                Self.applyPause(core: core)
+            }, { event in Self.serve(event, core: core) })
     }
 
     deinit {
@@ -108,7 +111,7 @@ public final class KafkaConsumer: Sendable {
         let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
-        let code = rd_kafka_subscribe(core.handle.pointer, list)
+        let code = try core.handle.borrow { rd_kafka_subscribe($0, list) }
         if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
     }
 
@@ -143,16 +146,21 @@ public final class KafkaConsumer: Sendable {
                 "commit dropped for partitions no longer owned", metadata: ["kafka.offsets": "\(dropped.count)"])
         }
         guard !latest.isEmpty else { return dropped }
-        let client = SendablePointer(pointer: core.handle.pointer)
+        let handle = core.handle
         let entries = latest.map { ($0.key.topic, $0.key.partition, $0.value) }
-        let code = await RdKafkaHandle.blocking { () -> rd_kafka_resp_err_t in
+        let result = await RdKafkaHandle.blocking { () -> Result<rd_kafka_resp_err_t, KafkaError> in
             let list = rd_kafka_topic_partition_list_new(Int32(entries.count))
             defer { rd_kafka_topic_partition_list_destroy(list) }
             for (topic, partition, offset) in entries {
                 rd_kafka_topic_partition_list_add(list, topic, partition)?.pointee.offset = offset
             }
-            return rd_kafka_commit(client.pointer, list, 0)
+            do throws(KafkaError) {
+                return .success(try handle.borrow { rd_kafka_commit($0, list, 0) })
+            } catch {
+                return .failure(error)
+            }
         }
+        let code = try result.get()
         if code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR__NO_OFFSET { throw KafkaError(code) }
         return dropped
     }
@@ -161,7 +169,7 @@ public final class KafkaConsumer: Sendable {
     public func committed(_ partitions: [KafkaTopicPartition], timeout: Duration = .seconds(10)) async throws
         -> [KafkaTopicPartition: Int64]
     {
-        let client = SendablePointer(pointer: core.handle.pointer)
+        let handle = core.handle
         let milliseconds = Int32(clamping: timeout.milliseconds)
         let result = await RdKafkaHandle.blocking { () -> Result<[KafkaTopicPartition: Int64], KafkaError> in
             let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
@@ -169,7 +177,12 @@ public final class KafkaConsumer: Sendable {
             for partition in partitions {
                 rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition)
             }
-            let code = rd_kafka_committed(client.pointer, list, milliseconds)
+            let code: rd_kafka_resp_err_t
+            do throws(KafkaError) {
+                code = try handle.borrow { rd_kafka_committed($0, list, milliseconds) }
+            } catch {
+                return .failure(error)
+            }
             guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return .failure(KafkaError(code)) }
             var offsets: [KafkaTopicPartition: Int64] = [:]
             for index in 0..<Int(list.pointee.cnt) {
@@ -184,14 +197,15 @@ public final class KafkaConsumer: Sendable {
         return try result.get()
     }
 
-    /// Stops fetching from `partitions` until ``resume(_:)``.
+    /// Stops fetching from `partitions` until ``resume(_:)``. May wait briefly for librdkafka's
+    /// broker threads.
     public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
-        try Self.setPaused(true, partitions, core: core)
+        try core.handle.borrow { client in Self.setPaused(true, partitions, client: client) }
     }
 
-    /// Fetches from `partitions` again.
+    /// Fetches from `partitions` again. May wait briefly for librdkafka's broker threads.
     public func resume(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
-        try Self.setPaused(false, partitions, core: core)
+        try core.handle.borrow { client in Self.setPaused(false, partitions, client: client) }
     }
 
     /// Leaves the group (the revoked partitions are handed to the other members at once), stops and
@@ -220,33 +234,31 @@ public final class KafkaConsumer: Sendable {
         }
         guard first else { return }
         let client = SendablePointer(pointer: core.handle.pointer)
-        let queue = Mutex<SendablePointer?>(nil)
+        let queue = SendablePointer(pointer: core.handle.eventQueue)
+        let refused = Atomic(false)
+        // Leaving the group runs on the event thread, whose queue receives the revocation; the
+        // handle is then destroyed without a second close.
         await core.handle.stop(
             lastly: {
-                if let consumerQueue = rd_kafka_queue_get_consumer(client.pointer) {
-                    queue.withLock { $0 = SendablePointer(pointer: consumerQueue) }
-                    if let error = rd_kafka_consumer_close_queue(client.pointer, consumerQueue) {
-                        core.handle.logger.warning(
-                            "consumer close failed", metadata: ["error.type": "\(KafkaError(consuming: error))"])
-                    }
+                if let error = rd_kafka_consumer_close_queue(client.pointer, queue.pointer) {
+                    refused.store(true, ordering: .releasing)
+                    core.handle.logger.warning(
+                        "consumer close refused", metadata: ["error.type": "\(KafkaError(consuming: error))"])
                 }
             },
-            until: { rd_kafka_consumer_closed(client.pointer) != 0 })
-        if let consumerQueue = queue.withLock({ $0 }) { rd_kafka_queue_destroy(consumerQueue.pointer) }
+            until: { refused.load(ordering: .acquiring) || rd_kafka_consumer_closed(client.pointer) != 0 },
+            destroyFlags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
         core.state.withLock { $0.closed = true }
         core.continuation.finish()
     }
 
-    private static func setPaused(_ paused: Bool, _ partitions: [KafkaTopicPartition], core: Core) throws(KafkaError) {
+    private static func setPaused(_ paused: Bool, _ partitions: [KafkaTopicPartition], client: OpaquePointer) {
         guard !partitions.isEmpty else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for partition in partitions { rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition) }
-        let code =
-            paused
-            ? rd_kafka_pause_partitions(core.handle.pointer, list)
-            : rd_kafka_resume_partitions(core.handle.pointer, list)
-        if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
+        // librdkafka reports per partition; only a partition it does not know fails.
+        _ = paused ? rd_kafka_pause_partitions(client, list) : rd_kafka_resume_partitions(client, list)
     }
 
     /// The reader took `batch`: count it out of the buffer, resume fetching when the buffer has
@@ -265,7 +277,8 @@ public final class KafkaConsumer: Sendable {
             }
             return (owned, resume)
         }
-        if resume { Self.applyPause(core: core) }
+        // The event thread resumes the partitions; wake it from its wait on the queue.
+        if resume { _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) } }
         return owned
     }
 
@@ -285,21 +298,17 @@ public final class KafkaConsumer: Sendable {
         if pause { applyPause(core: core) }
     }
 
-    /// Makes librdkafka's paused state what the buffer wants. Callers change the wish under the
-    /// state lock, then call this; the gate orders the calls, so the last wish is the one applied.
+    /// Runs on the event thread, the only one that pauses and resumes for the buffer: makes
+    /// librdkafka's paused state what the buffer wants. Newly assigned partitions get the current
+    /// state explicitly (librdkafka keeps a partition's pause across a reassignment).
     private static func applyPause(core: Core, newlyAssigned: [KafkaTopicPartition] = []) {
-        core.pauseGate.withLock { applied in
-            let (wanted, partitions) = core.state.withLock { ($0.paused, Array($0.assignment.keys)) }
-            do {
-                if wanted != applied {
-                    try setPaused(wanted, partitions, core: core)
-                    applied = wanted
-                } else if applied && !newlyAssigned.isEmpty {
-                    try setPaused(true, newlyAssigned, core: core)
-                }
-            } catch {
-                core.handle.logger.warning("could not pause or resume partitions", metadata: ["error.type": "\(error)"])
-            }
+        let (wanted, partitions) = core.state.withLock { ($0.paused, Array($0.assignment.keys)) }
+        let client = core.handle.pointer
+        if wanted != core.local.appliedPause {
+            setPaused(wanted, partitions, client: client)
+            core.local.appliedPause = wanted
+        } else if !newlyAssigned.isEmpty {
+            setPaused(wanted, newlyAssigned, client: client)
         }
     }
 
@@ -321,6 +330,11 @@ public final class KafkaConsumer: Sendable {
             let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? ""
             let error = KafkaError(code, message: text, isFatal: rd_kafka_event_error_is_fatal(event) != 0)
             core.state.withLock { $0.lastError = error }
+            if error.isFatal {
+                // Nothing more will come: end the messages, so a reader does not wait forever.
+                handOver(core: core)
+                core.continuation.finish()
+            }
             core.handle.logger.warning(
                 "consumer error", metadata: ["error.type": "\(error.name)", "error.message": "\(text)"])
         default:

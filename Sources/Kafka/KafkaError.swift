@@ -66,7 +66,9 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION.rawValue, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE.rawValue,
         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS.rawValue, RD_KAFKA_RESP_ERR_NOT_COORDINATOR.rawValue,
         RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE.rawValue, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS.rawValue,
-        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue,
+        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS.rawValue,
+        RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION.rawValue, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND.rawValue,
+        RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE.rawValue,
     ]
 
     public var description: String { "KafkaError(\(name): \(message)\(isFatal ? ", fatal" : ""))" }

@@ -21,6 +21,9 @@ public final class KafkaProducer: Sendable {
     private final class Core: Sendable {
         let handle: RdKafkaHandle
         let state = Mutex(State())
+        /// Set when `close` begins: senders stop handing messages to librdkafka, whose handle is
+        /// about to be destroyed. Read once per message, without the lock.
+        let closing = Atomic(false)
 
         init(handle: RdKafkaHandle) {
             self.handle = handle
@@ -35,22 +38,53 @@ public final class KafkaProducer: Sendable {
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
         var fatal: KafkaError?
         var closed = false
+        /// Senders inside their produce loop; `close` waits for none before destroying the handle.
+        var producing = 0
+        /// The handle is destroyed: no delivery report will come any more.
+        var stopped = false
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     /// Messages sent together: their outcomes, and the caller waiting for the last of them.
+    /// Messages sent together: where each landed (compact, so the event thread writes little),
+    /// the errors of those that failed, and the caller waiting for the last of them.
     private struct Batch {
-        var results: [Result<KafkaDeliveryReport, KafkaError>?]
+        static let pending = Int32.min
+        var partitions: [Int32]
+        var offsets: [Int64]
+        var errors: [Int: KafkaError] = [:]
         var remaining: Int
-        var waiter: CheckedContinuation<[Result<KafkaDeliveryReport, KafkaError>], Never>?
+        var waiter: CheckedContinuation<Void, Never>?
 
-        mutating func record(_ index: Int, _ result: Result<KafkaDeliveryReport, KafkaError>) {
-            guard results.indices.contains(index), results[index] == nil else { return }
-            results[index] = result
+        init(count: Int) {
+            partitions = Array(repeating: Self.pending, count: count)
+            offsets = Array(repeating: -1, count: count)
+            remaining = count
+        }
+
+        mutating func delivered(_ index: Int, partition: Int32, offset: Int64) {
+            guard partitions.indices.contains(index), partitions[index] == Self.pending else { return }
+            partitions[index] = partition
+            offsets[index] = offset
             remaining -= 1
         }
 
-        var outcomes: [Result<KafkaDeliveryReport, KafkaError>] {
-            results.map { $0 ?? .failure(.closed()) }
+        mutating func failed(_ index: Int, _ error: KafkaError) {
+            guard partitions.indices.contains(index), partitions[index] == Self.pending else { return }
+            partitions[index] = -1
+            errors[index] = error
+            remaining -= 1
+        }
+
+        /// Each message's outcome; a message still pending (the producer closed) failed.
+        func outcomes(of messages: [KafkaOutgoingMessage]) -> [Result<KafkaDeliveryReport, KafkaError>] {
+            messages.indices.map { index in
+                if let error = errors[index] { return .failure(error) }
+                guard partitions[index] != Self.pending else { return .failure(.closed()) }
+                return .success(
+                    KafkaDeliveryReport(
+                        topic: messages[index].topic, partition: partitions[index], offset: offsets[index]))
+            }
         }
     }
 
@@ -66,7 +100,9 @@ public final class KafkaProducer: Sendable {
             logger: logger)
         let core = Core(handle: handle)
         self.core = core
-        handle.start { event in Self.serve(event, core: core) }
+        // Room waiters are woken by delivery reports, and whenever the queue went idle: a report
+        // handled while a waiter registered still counts in the queue length until it is freed.
+        handle.start(idle: { Self.wakeRoomWaiters(core: core) }, { event in Self.serve(event, core: core) })
     }
 
     deinit {
@@ -92,27 +128,36 @@ public final class KafkaProducer: Sendable {
     public func send(_ messages: [KafkaOutgoingMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
         guard !messages.isEmpty else { return [] }
         precondition(messages.count < 1 << Self.indexBits, "at most 16,777,215 messages per batch")
-        let batch = core.state.withLock { state -> UInt in
+        let registered = core.state.withLock { state -> Result<UInt, KafkaError> in
+            if let refusal = state.fatal ?? (state.closed ? KafkaError.closed() : nil) { return .failure(refusal) }
             let id = state.nextBatch
             state.nextBatch &+= 1
-            state.batches[id] = Batch(results: Array(repeating: nil, count: messages.count), remaining: messages.count)
-            return id
+            state.batches[id] = Batch(count: messages.count)
+            state.producing += 1
+            return .success(id)
+        }
+        let batch: UInt
+        switch registered {
+        case .failure(let refusal): return messages.map { _ in .failure(refusal) }
+        case .success(let id): batch = id
         }
         var index = 0
-        var checked = false
+        var checked = true
         while index < messages.count {
-            // Checked once, and again after each wait for room: a fatal error or a close can come
-            // only while we wait (a fatal error met between checks fails the deliveries anyway).
-            let refusal =
-                checked
-                ? nil
-                : core.state.withLock { state -> KafkaError? in
-                    state.fatal ?? (state.closed ? KafkaError.closed() : nil)
-                }
+            // A close stops the loop at once; a fatal error is checked after each wait for room
+            // (one met in between fails the deliveries anyway).
+            let refusal: KafkaError?
+            if core.closing.load(ordering: .acquiring) {
+                refusal = .closed()
+            } else if checked {
+                refusal = nil
+            } else {
+                refusal = core.state.withLock { $0.fatal }
+            }
             checked = true
             if let refusal {
                 core.state.withLock { state in
-                    for rest in index..<messages.count { state.batches[batch]?.record(rest, .failure(refusal)) }
+                    for rest in index..<messages.count { state.batches[batch]?.failed(rest, refusal) }
                 }
                 break
             }
@@ -126,29 +171,37 @@ public final class KafkaProducer: Sendable {
                 checked = false
                 continue
             }
-            core.state.withLock { $0.batches[batch]?.record(index, .failure(error)) }
+            core.state.withLock { $0.batches[batch]?.failed(index, error) }
             index += 1
         }
-        return await withCheckedContinuation { continuation in
-            let done = core.state.withLock { state -> [Result<KafkaDeliveryReport, KafkaError>]? in
-                guard let current = state.batches[batch] else { return [] }
-                if current.remaining == 0 {
-                    state.batches[batch] = nil
-                    return current.outcomes
+        let idle = core.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.producing -= 1
+            guard state.producing == 0 else { return [] }
+            defer { state.idleWaiters.removeAll() }
+            return state.idleWaiters
+        }
+        for waiter in idle { waiter.resume() }
+        await withCheckedContinuation { continuation in
+            let done = core.state.withLock { state -> Bool in
+                guard let remaining = state.batches[batch]?.remaining, remaining > 0, !state.stopped else {
+                    return true
                 }
                 state.batches[batch]?.waiter = continuation
-                return nil
+                return false
             }
-            if let done { continuation.resume(returning: done) }
+            if done { continuation.resume() }
         }
+        let finished = core.state.withLock { $0.batches.removeValue(forKey: batch) }
+        return finished?.outcomes(of: messages) ?? messages.map { _ in .failure(.closed()) }
     }
 
     private func waitForRoom() async {
+        // A delivery report is on its way for each message in flight; with none in flight, the
+        // queue has room already. (Asked before taking the lock: no C call under it.)
+        guard rd_kafka_outq_len(core.handle.pointer) > 0 else { return }
         await withCheckedContinuation { continuation in
             let wait = core.state.withLock { state -> Bool in
-                // A delivery report is on its way for each message in flight; with none in flight,
-                // the queue has room already.
-                guard rd_kafka_outq_len(core.handle.pointer) > 0 else { return false }
+                guard !state.closed else { return false }
                 state.roomWaiters.append(continuation)
                 return true
             }
@@ -214,37 +267,68 @@ public final class KafkaProducer: Sendable {
     ///
     /// - Throws: ``KafkaError`` `_TIMED_OUT` when messages are still queued after `timeout`.
     public func flush(timeout: Duration = .seconds(30)) async throws {
-        let client = SendablePointer(pointer: handle.pointer)
+        let handle = self.handle
         let milliseconds = Int32(clamping: timeout.milliseconds)
-        let code = await RdKafkaHandle.blocking { rd_kafka_flush(client.pointer, milliseconds) }
+        let result = await RdKafkaHandle.blocking { () -> Result<rd_kafka_resp_err_t, KafkaError> in
+            do throws(KafkaError) {
+                return .success(try handle.borrow { rd_kafka_flush($0, milliseconds) })
+            } catch {
+                return .failure(error)
+            }
+        }
+        let code = try result.get()
         if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
     }
 
     /// Flushes what is queued (at most `timeout`), stops, and frees librdkafka's resources. Sends
     /// still waiting then fail.
     public func close(timeout: Duration = .seconds(30)) async {
-        let alreadyClosed = core.state.withLock { state -> Bool in
-            defer { state.closed = true }
-            return state.closed
+        core.closing.store(true, ordering: .releasing)
+        let (alreadyClosed, rooms) = core.state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
+            defer {
+                state.closed = true
+                state.roomWaiters.removeAll()
+            }
+            return (state.closed, state.roomWaiters)
         }
+        // Senders waiting for room go on, see the close and stop.
+        for room in rooms { room.resume() }
         guard !alreadyClosed else { return }
+        // No sender may be inside librdkafka when the handle is destroyed.
+        await withCheckedContinuation { continuation in
+            let wait = core.state.withLock { state -> Bool in
+                guard state.producing > 0 else { return false }
+                state.idleWaiters.append(continuation)
+                return true
+            }
+            if !wait { continuation.resume() }
+        }
         do {
             try await flush(timeout: timeout)
         } catch {
             handle.logger.warning("producer closed with messages undelivered", metadata: ["error.type": "\(error)"])
         }
         await handle.stop()
-        let (waiting, rooms) = core.state.withLock { state in
-            defer {
-                state.batches.removeAll()
-                state.roomWaiters.removeAll()
+        // Senders still waiting get what is known; the messages still pending count as failed.
+        let waiting = core.state.withLock { state in
+            state.stopped = true
+            var waiting: [CheckedContinuation<Void, Never>] = []
+            for id in Array(state.batches.keys) {
+                if let waiter = state.batches[id]?.waiter {
+                    waiting.append(waiter)
+                    state.batches[id]?.waiter = nil
+                }
             }
-            return (
-                state.batches.values.compactMap { batch in batch.waiter.map { ($0, batch.outcomes) } },
-                state.roomWaiters
-            )
+            return waiting
         }
-        for (continuation, outcomes) in waiting { continuation.resume(returning: outcomes) }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    private static func wakeRoomWaiters(core: Core) {
+        let rooms = core.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            defer { state.roomWaiters.removeAll() }
+            return state.roomWaiters
+        }
         for room in rooms { room.resume() }
     }
 
@@ -253,54 +337,44 @@ public final class KafkaProducer: Sendable {
         let handle = core.handle
         switch rd_kafka_event_type(event) {
         case RD_KAFKA_EVENT_DR:
-            var outcomes: [(UInt, Result<KafkaDeliveryReport, KafkaError>)] = []
-            var topicCache: (OpaquePointer, String)?
+            // Gathered first, applied under the lock in one go.
+            var delivered: [(opaque: UInt, partition: Int32, offset: Int64)] = []
+            var failed: [(opaque: UInt, error: KafkaError)] = []
             while let message = rd_kafka_event_message_next(event) {
                 let opaque = UInt(bitPattern: message.pointee._private)
                 if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    var topic = ""
-                    if let rkt = message.pointee.rkt {
-                        if let cached = topicCache, cached.0 == rkt {
-                            topic = cached.1
-                        } else {
-                            topic = String(cString: rd_kafka_topic_name(rkt))
-                            topicCache = (rkt, topic)
-                        }
-                    }
-                    outcomes.append(
-                        (
-                            opaque,
-                            .success(
-                                KafkaDeliveryReport(
-                                    topic: topic, partition: message.pointee.partition, offset: message.pointee.offset))
-                        ))
+                    delivered.append((opaque, message.pointee.partition, message.pointee.offset))
                 } else {
                     let error = deliveryError(message.pointee.err, handle: handle)
                     if error.isFatal { core.state.withLock { $0.fatal = $0.fatal ?? error } }
-                    outcomes.append((opaque, .failure(error)))
+                    failed.append((opaque, error))
                 }
             }
             let mask = (UInt(1) << indexBits) - 1
             let (finished, rooms) = core.state.withLock { state in
-                var finished:
-                    [(
-                        CheckedContinuation<[Result<KafkaDeliveryReport, KafkaError>], Never>,
-                        [Result<KafkaDeliveryReport, KafkaError>]
-                    )] = []
-                for (opaque, outcome) in outcomes {
-                    let batch = opaque >> indexBits
-                    state.batches[batch]?.record(Int(opaque & mask), outcome)
-                    // Read in place: a copy of the batch would copy its results on the next record.
-                    if state.batches[batch]?.remaining == 0, state.batches[batch]?.waiter != nil,
-                        let done = state.batches.removeValue(forKey: batch), let waiter = done.waiter
-                    {
-                        finished.append((waiter, done.outcomes))
+                var touched: Set<UInt> = []
+                for outcome in delivered {
+                    let batch = outcome.opaque >> indexBits
+                    state.batches[batch]?.delivered(
+                        Int(outcome.opaque & mask), partition: outcome.partition, offset: outcome.offset)
+                    touched.insert(batch)
+                }
+                for outcome in failed {
+                    let batch = outcome.opaque >> indexBits
+                    state.batches[batch]?.failed(Int(outcome.opaque & mask), outcome.error)
+                    touched.insert(batch)
+                }
+                var finished: [CheckedContinuation<Void, Never>] = []
+                for batch in touched where state.batches[batch]?.remaining == 0 {
+                    if let waiter = state.batches[batch]?.waiter {
+                        finished.append(waiter)
+                        state.batches[batch]?.waiter = nil
                     }
                 }
                 defer { state.roomWaiters.removeAll() }
                 return (finished, state.roomWaiters)
             }
-            for (continuation, results) in finished { continuation.resume(returning: results) }
+            for continuation in finished { continuation.resume() }
             for room in rooms { room.resume() }
         case RD_KAFKA_EVENT_ERROR:
             let code = rd_kafka_event_error(event)

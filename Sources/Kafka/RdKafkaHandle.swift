@@ -23,8 +23,19 @@ extension String {
 final class RdKafkaHandle: @unchecked Sendable {
     /// The `rd_kafka_t`. Valid until the event thread has stopped.
     let pointer: OpaquePointer
+    /// The queue the event thread serves.
+    let eventQueue: OpaquePointer
     let logger: Logger
     private let thread: EventThread
+    private let users = Mutex(Users())
+
+    /// Calls into librdkafka from threads other than the event thread, counted so that the
+    /// handle is destroyed only when none is in progress.
+    private struct Users {
+        var count = 0
+        var stopping = false
+        var idle: [CheckedContinuation<Void, Never>] = []
+    }
 
     /// Creates the client. `events` is the set of `RD_KAFKA_EVENT_*` flags the queue delivers;
     /// librdkafka's log lines and errors always come through it, the log mapped to `logger`.
@@ -46,6 +57,7 @@ final class RdKafkaHandle: @unchecked Sendable {
             throw KafkaError.configuration("librdkafka gave no event queue")
         }
         self.pointer = pointer
+        self.eventQueue = eventQueue
         self.logger = logger
         rd_kafka_set_log_queue(pointer, eventQueue)
         thread = EventThread(
@@ -71,7 +83,38 @@ final class RdKafkaHandle: @unchecked Sendable {
     func stop(lastly: (@Sendable () -> Void)? = nil, until: (@Sendable () -> Bool)? = nil, destroyFlags: Int32 = 0)
         async
     {
+        // Refuse new calls, and wait for those in progress (a commit, a metadata request).
+        await withCheckedContinuation { continuation in
+            let wait = users.withLock { users -> Bool in
+                users.stopping = true
+                guard users.count > 0 else { return false }
+                users.idle.append(continuation)
+                return true
+            }
+            if !wait { continuation.resume() }
+        }
         await thread.stop(lastly: lastly, until: until, destroyFlags: destroyFlags)
+    }
+
+    /// Runs `body` with the client, unless the handle is stopping (then throws `_DESTROY`). The
+    /// handle is not destroyed while `body` runs. For calls from any thread but the event thread.
+    func borrow<T>(_ body: (OpaquePointer) -> T) throws(KafkaError) -> T {
+        let admitted = users.withLock { users -> Bool in
+            guard !users.stopping else { return false }
+            users.count += 1
+            return true
+        }
+        guard admitted else { throw KafkaError.closed() }
+        defer {
+            let idle = users.withLock { users -> [CheckedContinuation<Void, Never>] in
+                users.count -= 1
+                guard users.count == 0 else { return [] }
+                defer { users.idle.removeAll() }
+                return users.idle
+            }
+            for waiter in idle { waiter.resume() }
+        }
+        return body(pointer)
     }
 
     /// Runs a call that may block (flush, commit, metadata) on a thread of its own, never on the
