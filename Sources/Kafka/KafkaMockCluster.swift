@@ -20,10 +20,12 @@ public final class KafkaMockCluster: @unchecked Sendable {
 
     /// Starts a cluster of `brokers` brokers.
     public init(brokers: Int = 3, logger: Logger) throws(KafkaError) {
-        handle = try RdKafkaHandle(type: RD_KAFKA_PRODUCER, properties: [:], events: 0, logger: logger)
+        let handle = try RdKafkaHandle(type: RD_KAFKA_PRODUCER, properties: [:], events: 0, logger: logger)
         guard let cluster = rd_kafka_mock_cluster_new(handle.pointer, Int32(brokers)) else {
+            Task.detached { await handle.stop() }
             throw KafkaError.configuration("the mock cluster did not start")
         }
+        self.handle = handle
         self.cluster = cluster
         bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
         brokerIDs = (1...Int32(brokers)).map { $0 }

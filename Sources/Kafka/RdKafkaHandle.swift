@@ -243,6 +243,8 @@ final class EventThread: @unchecked Sendable {
 
     func stop(lastly: (@Sendable () -> Void)?, until: (@Sendable () -> Bool)?, destroyFlags: Int32) async {
         let notStarted = state.withLock { state -> Bool in
+            // A second stop of a handle that never started must not destroy it twice.
+            if !state.started && state.stopping { return false }
             state.stopping = true
             state.destroyFlags = destroyFlags
             if let lastly { state.lastly.append(lastly) }
