@@ -57,7 +57,14 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
 
     /// Evaluates the condition over `data`; `true` only when the expression yields the Boolean `true`.
     public func evaluate(_ data: JSONValue) -> Bool {
-        root.evaluate(data) == .bool(true)
+        root.evaluate(Scope.document(data)) == .bool(true)
+    }
+
+    /// Evaluates the condition over a saga's data (``SagaInstance/data``) without building that
+    /// document: a path's first member picks `input`, `steps` or `signals` directly. The result is
+    /// that of ``evaluate(_:)`` over `{"input": input, "steps": steps, "signals": signals}`.
+    public func evaluate(input: JSONValue, steps: [String: JSONValue], signals: [String: JSONValue]) -> Bool {
+        root.evaluate(Scope.saga(input: input, steps: steps, signals: signals)) == .bool(true)
     }
 
     public static func == (lhs: Condition, rhs: Condition) -> Bool { lhs.source == rhs.source }
@@ -75,6 +82,12 @@ public struct ConditionError: Error, Sendable, Hashable, CustomStringConvertible
 }
 
 extension Condition {
+    /// What a condition reads: a JSON document, or a saga's parts read as one.
+    enum Scope {
+        case document(JSONValue)
+        case saga(input: JSONValue, steps: [String: JSONValue], signals: [String: JSONValue])
+    }
+
     enum PathComponent: Hashable, Sendable {
         case member(String)
         case index(Int)
@@ -111,13 +124,27 @@ extension Condition {
             }
         }
 
-        func evaluate(_ data: JSONValue) -> JSONValue {
+        func evaluate(_ data: Scope) -> JSONValue {
             switch self {
             case .literal(let value):
                 return value
             case .path(let components):
-                var current = data
-                for component in components {
+                var current: JSONValue
+                var rest = components[...]
+                switch data {
+                case .document(let document):
+                    current = document
+                case .saga(let input, let steps, let signals):
+                    guard case .member(let first)? = rest.first else { return .null }
+                    rest = rest.dropFirst()
+                    switch first {
+                    case "input": current = input
+                    case "steps": current = .object(steps)
+                    case "signals": current = .object(signals)
+                    default: return .null
+                    }
+                }
+                for component in rest {
                     let next: JSONValue?
                     switch component {
                     case .member(let name): next = current[name]

@@ -1,32 +1,99 @@
 /// A saga type: a name, a version and the steps to run in order.
 ///
 /// In-flight sagas keep the version they started with; a new version is a new definition.
+///
+/// A value type whose fields live in one shared, copy-on-write box, like ``CommandStep``: every
+/// transition holds the definition, and a copy costs one reference count.
 public struct SagaDefinition: Sendable, Hashable {
+    private final class Storage: @unchecked Sendable {
+        // Mutated only through `SagaDefinition`'s setters, after `isKnownUniquelyReferenced`
+        // proved that no other value (and so no other thread) shares this box.
+        var name: String
+        var version: Int
+        var description: String?
+        var deadline: SagaDuration?
+        var steps: [StepDefinition]
+        var layout: StepLayout
+
+        init(
+            name: String, version: Int, description: String?, deadline: SagaDuration?, steps: [StepDefinition],
+            layout: StepLayout
+        ) {
+            self.name = name
+            self.version = version
+            self.description = description
+            self.deadline = deadline
+            self.steps = steps
+            self.layout = layout
+        }
+
+        func copy() -> Storage {
+            Storage(
+                name: name, version: version, description: description, deadline: deadline, steps: steps,
+                layout: layout)
+        }
+    }
+
+    private var storage: Storage
+
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
     /// The saga type's name, e.g. `order-fulfillment`.
-    public var name: String
+    public var name: String {
+        get { storage.name }
+        set { unique().name = newValue }
+    }
     /// The version, from 1.
-    public var version: Int
+    public var version: Int {
+        get { storage.version }
+        set { unique().version = newValue }
+    }
     /// What the saga does, for people.
-    public var description: String?
+    public var description: String? {
+        get { storage.description }
+        set { unique().description = newValue }
+    }
     /// When set, a saga still running this long after its start is compensated.
-    public var deadline: SagaDuration?
+    public var deadline: SagaDuration? {
+        get { storage.deadline }
+        set { unique().deadline = newValue }
+    }
     /// The top-level steps, run in order.
     public var steps: [StepDefinition] {
-        didSet { layout = StepLayout(steps) }
+        get { storage.steps }
+        set {
+            let storage = unique()
+            storage.steps = newValue
+            storage.layout = StepLayout(newValue)
+        }
     }
     /// Where each step sits, for lookups by name in constant time.
-    var layout: StepLayout
+    var layout: StepLayout { storage.layout }
 
     public init(
         name: String, version: Int, description: String? = nil, deadline: SagaDuration? = nil,
         steps: [StepDefinition]
     ) {
-        self.name = name
-        self.version = version
-        self.description = description
-        self.deadline = deadline
-        self.steps = steps
-        self.layout = StepLayout(steps)
+        storage = Storage(
+            name: name, version: version, description: description, deadline: deadline, steps: steps,
+            layout: StepLayout(steps))
+    }
+
+    public static func == (lhs: SagaDefinition, rhs: SagaDefinition) -> Bool {
+        if lhs.storage === rhs.storage { return true }
+        return lhs.name == rhs.name && lhs.version == rhs.version && lhs.description == rhs.description
+            && lhs.deadline == rhs.deadline && lhs.steps == rhs.steps
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(version)
+        hasher.combine(description)
+        hasher.combine(deadline)
+        hasher.combine(steps)
     }
 
     /// The index of the pivot step among ``steps``, when there is one.
@@ -91,37 +158,121 @@ public struct StepDefinition: Sendable, Hashable {
 }
 
 /// A step that sends a command to a participant and waits for its reply.
+///
+/// A value type whose fields live in one shared, copy-on-write box: the state machine reads a
+/// step's definition on every transition, and a copy costs one reference count, not eight.
 public struct CommandStep: Sendable, Hashable {
+    private final class Storage: @unchecked Sendable {
+        // Mutated only through `CommandStep`'s setters, after `isKnownUniquelyReferenced` proved
+        // that no other value (and so no other thread) shares this box.
+        var participant: String
+        var command: String
+        var compensation: String?
+        var timeout: SagaDuration
+        var compensationTimeout: SagaDuration?
+        var retry: RetryPolicy
+        var compensationRetry: RetryPolicy
+        var nonRetryableErrors: Set<String>
+
+        init(
+            participant: String, command: String, compensation: String?, timeout: SagaDuration,
+            compensationTimeout: SagaDuration?, retry: RetryPolicy, compensationRetry: RetryPolicy,
+            nonRetryableErrors: Set<String>
+        ) {
+            self.participant = participant
+            self.command = command
+            self.compensation = compensation
+            self.timeout = timeout
+            self.compensationTimeout = compensationTimeout
+            self.retry = retry
+            self.compensationRetry = compensationRetry
+            self.nonRetryableErrors = nonRetryableErrors
+        }
+
+        func copy() -> Storage {
+            Storage(
+                participant: participant, command: command, compensation: compensation, timeout: timeout,
+                compensationTimeout: compensationTimeout, retry: retry, compensationRetry: compensationRetry,
+                nonRetryableErrors: nonRetryableErrors)
+        }
+    }
+
+    private var storage: Storage
+
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
     /// The participant that owns the step; its command topic is derived from this name.
-    public var participant: String
+    public var participant: String {
+        get { storage.participant }
+        set { unique().participant = newValue }
+    }
     /// The command type the participant receives, e.g. `inventory.reserve`.
-    public var command: String
+    public var command: String {
+        get { storage.command }
+        set { unique().command = newValue }
+    }
     /// The command type that undoes it, e.g. `inventory.release`; `nil` when nothing needs undoing.
-    public var compensation: String?
+    public var compensation: String? {
+        get { storage.compensation }
+        set { unique().compensation = newValue }
+    }
     /// How long one attempt of the action may take before it counts as timed out.
-    public var timeout: SagaDuration
+    public var timeout: SagaDuration {
+        get { storage.timeout }
+        set { unique().timeout = newValue }
+    }
     /// How long one attempt of the compensation may take; the action's timeout when `nil`.
-    public var compensationTimeout: SagaDuration?
+    public var compensationTimeout: SagaDuration? {
+        get { storage.compensationTimeout }
+        set { unique().compensationTimeout = newValue }
+    }
     /// Retries of the action.
-    public var retry: RetryPolicy
+    public var retry: RetryPolicy {
+        get { storage.retry }
+        set { unique().retry = newValue }
+    }
     /// Retries of the compensation: a separate budget.
-    public var compensationRetry: RetryPolicy
+    public var compensationRetry: RetryPolicy {
+        get { storage.compensationRetry }
+        set { unique().compensationRetry = newValue }
+    }
     /// Error codes that fail the step at once, whatever the reply says about retrying.
-    public var nonRetryableErrors: Set<String>
+    public var nonRetryableErrors: Set<String> {
+        get { storage.nonRetryableErrors }
+        set { unique().nonRetryableErrors = newValue }
+    }
 
     public init(
         participant: String, command: String, compensation: String? = nil, timeout: SagaDuration = .seconds(30),
         compensationTimeout: SagaDuration? = nil, retry: RetryPolicy = .defaultExecute,
         compensationRetry: RetryPolicy = .defaultCompensate, nonRetryableErrors: Set<String> = []
     ) {
-        self.participant = participant
-        self.command = command
-        self.compensation = compensation
-        self.timeout = timeout
-        self.compensationTimeout = compensationTimeout
-        self.retry = retry
-        self.compensationRetry = compensationRetry
-        self.nonRetryableErrors = nonRetryableErrors
+        storage = Storage(
+            participant: participant, command: command, compensation: compensation, timeout: timeout,
+            compensationTimeout: compensationTimeout, retry: retry, compensationRetry: compensationRetry,
+            nonRetryableErrors: nonRetryableErrors)
+    }
+
+    public static func == (lhs: CommandStep, rhs: CommandStep) -> Bool {
+        if lhs.storage === rhs.storage { return true }
+        return lhs.participant == rhs.participant && lhs.command == rhs.command
+            && lhs.compensation == rhs.compensation && lhs.timeout == rhs.timeout
+            && lhs.compensationTimeout == rhs.compensationTimeout && lhs.retry == rhs.retry
+            && lhs.compensationRetry == rhs.compensationRetry && lhs.nonRetryableErrors == rhs.nonRetryableErrors
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(participant)
+        hasher.combine(command)
+        hasher.combine(compensation)
+        hasher.combine(timeout)
+        hasher.combine(compensationTimeout)
+        hasher.combine(retry)
+        hasher.combine(compensationRetry)
+        hasher.combine(nonRetryableErrors)
     }
 }
 

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// What a transition asks the outside world to do. The engine writes them in the same transaction as
 /// the new state: commands and lifecycle events as outbox rows, timers as timer rows, everything as
 /// history.
@@ -217,14 +225,49 @@ public enum IdempotencyKey {
         return .concatenating(sagaID, ":", step, suffix, ":", String(generation))
     }
 
-    /// Whether `key` is the key ``make(sagaID:step:action:generation:)`` gives.
+    /// Whether `key` is the key ``make(sagaID:step:action:generation:)`` gives, compared byte by
+    /// byte without building it (every reply is checked this way).
     public static func matches(
         _ key: String, sagaID: String, step: String, action: StepAction, generation: Int = 0
     ) -> Bool {
-        let suffix = action == .execute ? 8 : 11  // ":execute", ":compensate"
-        let tail = generation == 0 ? 0 : 1 + String(generation).utf8.count
-        // A different length settles most mismatches without building anything.
-        guard key.utf8.count == sagaID.utf8.count + 1 + step.utf8.count + suffix + tail else { return false }
-        return key == make(sagaID: sagaID, step: step, action: action, generation: generation)
+        var key = key
+        var sagaID = sagaID
+        var step = step
+        var suffix = action == .execute ? ":execute" : ":compensate"
+        return key.withUTF8 { key in
+            sagaID.withUTF8 { sagaID in
+                step.withUTF8 { step in
+                    suffix.withUTF8 { suffix in
+                        var offset = 0
+                        func take(_ part: UnsafeBufferPointer<UInt8>) -> Bool {
+                            guard key.count - offset >= part.count else { return false }
+                            if let target = key.baseAddress, let source = part.baseAddress,
+                                memcmp(target + offset, source, part.count) != 0
+                            {
+                                return false
+                            }
+                            offset += part.count
+                            return true
+                        }
+                        guard take(sagaID), offset < key.count, key[offset] == UInt8(ascii: ":") else { return false }
+                        offset += 1
+                        guard take(step), take(suffix) else { return false }
+                        if generation == 0 { return offset == key.count }
+                        guard offset < key.count, key[offset] == UInt8(ascii: ":") else { return false }
+                        offset += 1
+                        // The generation in decimal, without leading zeros.
+                        guard offset < key.count, key[offset] != UInt8(ascii: "0") else { return false }
+                        var value = 0
+                        while offset < key.count {
+                            let digit = Int(key[offset]) - Int(UInt8(ascii: "0"))
+                            guard (0...9).contains(digit), value <= (Int.max - digit) / 10 else { return false }
+                            value = value * 10 + digit
+                            offset += 1
+                        }
+                        return value == generation
+                    }
+                }
+            }
+        }
     }
 }

@@ -86,12 +86,15 @@ extension SagaInstance {
         return runner.effects
     }
 
-    /// An empty saga that stands in while a transition holds the real state.
-    static let placeholder = SagaInstance(
-        id: "", definitionName: "", definitionVersion: 0, status: .aborted, input: .null, cursor: 0, steps: [],
-        results: [:], signals: [:], seenSignalIDs: [], bufferedSignals: [], timers: [], compensation: nil,
-        pastPivot: false, failure: nil, effectCounter: 0, createdAt: SagaTimestamp(millisecondsSinceEpoch: 0),
-        updatedAt: SagaTimestamp(millisecondsSinceEpoch: 0))
+    /// An empty saga that stands in while a transition holds the real state; built afresh each
+    /// time, which costs less than copying a stored one (its empty collections are static).
+    static var placeholder: SagaInstance {
+        SagaInstance(
+            id: "", definitionName: "", definitionVersion: 0, status: .aborted, input: .null, cursor: 0, steps: [],
+            results: [:], signals: [:], seenSignalIDs: [], bufferedSignals: [], timers: [], compensation: nil,
+            pastPivot: false, failure: nil, effectCounter: 0, createdAt: SagaTimestamp(millisecondsSinceEpoch: 0),
+            updatedAt: SagaTimestamp(millisecondsSinceEpoch: 0))
+    }
 }
 
 /// One transition in progress: the saga being changed and the effects collected so far.
@@ -112,18 +115,13 @@ struct Runner {
 
     var transition: SagaTransition { SagaTransition(saga: saga, effects: effects) }
 
+    /// Effects that change nothing: notes, and refusals of a request (a rejected request, a duplicate
+    /// start).
+    var quietEffects = 0
+
     /// Whether the transition changed the saga: every change either yields a command, a timer, a
     /// lifecycle event or a signal outcome, or sets ``touched``. Notes and refusals change nothing.
-    var changed: Bool {
-        touched
-            || effects.contains { effect in
-                switch effect {
-                case .send, .schedule, .cancelTimer, .signalOutcome: return true
-                case .publish(let event): return event.kind != .requestRejected && event.kind != .startDuplicate
-                case .note: return false
-                }
-            }
-    }
+    var changed: Bool { touched || effects.count > quietEffects }
 
     // MARK: effects
 
@@ -131,6 +129,7 @@ struct Runner {
         _ kind: SagaLifecycleEvent.Kind, step: String? = nil, attempt: Int? = nil, error: StepError? = nil,
         reason: String? = nil, until: SagaTimestamp? = nil, conflict: Bool? = nil
     ) {
+        if kind == .requestRejected || kind == .startDuplicate { quietEffects += 1 }
         effects.append(
             .publish(
                 SagaLifecycleEvent(
@@ -139,6 +138,7 @@ struct Runner {
     }
 
     mutating func note(_ kind: SagaNote.Kind, step: String? = nil, attempt: Int? = nil, detail: String? = nil) {
+        quietEffects += 1
         effects.append(.note(SagaNote(kind: kind, step: step, attempt: attempt, detail: detail)))
     }
 
@@ -203,7 +203,7 @@ struct Runner {
         while saga.cursor < definition.steps.count {
             let step = definition.steps[saga.cursor]
             let index = definition.layout.topStateIndex[saga.cursor]
-            if let when = step.when, !when.evaluate(saga.data) {
+            if let when = step.when, !when.evaluate(input: saga.input, steps: saga.results, signals: saga.signals) {
                 skip(index)
                 saga.cursor += 1
                 continue
@@ -220,7 +220,9 @@ struct Runner {
                 var started = false
                 for member in group.steps {
                     guard let memberIndex = self.index(of: member.name) else { continue }
-                    if let when = member.when, !when.evaluate(saga.data) {
+                    if let when = member.when,
+                        !when.evaluate(input: saga.input, steps: saga.results, signals: saga.signals)
+                    {
                         skip(memberIndex)
                     } else {
                         saga.steps[memberIndex].startedAt = now
@@ -729,7 +731,9 @@ struct Runner {
         saga.signals[signal.name] = signal.payload
         saga.results[name] = signal.payload
         signalOutcome(signal, .consumed, step: name)
-        if let failWhen = wait.failWhen, failWhen.evaluate(saga.data) {
+        if let failWhen = wait.failWhen,
+            failWhen.evaluate(input: saga.input, steps: saga.results, signals: saga.signals)
+        {
             let error = StepError(
                 code: "SIGNAL_REJECTED", message: "signal '\(signal.name)' failed the saga: \(failWhen.source)",
                 retryable: false)
@@ -743,7 +747,7 @@ struct Runner {
         }
         saga.steps[index].status = .completed
         saga.steps[index].finishedAt = now
-        publish(.stepCompleted, step: name, reason: "signal '\(signal.name)'")
+        publish(.stepCompleted, step: name, reason: .concatenating("signal '", signal.name, "'"))
         if definition.layout.locations[index].top == definition.layout.pivotIndex { saga.pastPivot = true }
         saga.cursor += 1
         return true

@@ -816,4 +816,19 @@ struct IdempotencyKeyTests {
     func mismatches(key: String) {
         #expect(!IdempotencyKey.matches(key, sagaID: "s-1", step: "charge", action: .execute, generation: 0))
     }
+
+    @Test(arguments: [
+        "s-1:charge:execute", "s-1:charge:execute:03", "s-1:charge:execute:30", "s-1:charge:execute:3x",
+        "s-1:charge:execute:-3", "s-1:charge:execute:+3", "s-1:charge:execute:99999999999999999999999",
+        "s-1:charge:compensate:3", "s-1:charge:execute3",
+    ])
+    func mismatchesOfAGeneration(key: String) {
+        #expect(!IdempotencyKey.matches(key, sagaID: "s-1", step: "charge", action: .execute, generation: 3))
+    }
+
+    @Test func multiByteNamesMatchByteForByte() {
+        let key = IdempotencyKey.make(sagaID: "sága-1", step: "bezahlen-€", action: .compensate, generation: 7)
+        #expect(IdempotencyKey.matches(key, sagaID: "sága-1", step: "bezahlen-€", action: .compensate, generation: 7))
+        #expect(!IdempotencyKey.matches(key, sagaID: "saga-1", step: "bezahlen-€", action: .compensate, generation: 7))
+    }
 }

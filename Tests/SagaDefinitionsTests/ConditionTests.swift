@@ -26,6 +26,14 @@ struct ConditionTests {
         ],
     ]
 
+    /// Evaluates over the parts of ``data``, as the state machine does, instead of the document.
+    static func evaluateOverSagaParts(_ condition: Condition) -> Bool {
+        guard case .object(let input)? = data["input"], case .object(let steps)? = data["steps"],
+            case .object(let signals)? = data["signals"]
+        else { return false }
+        return condition.evaluate(input: .object(input), steps: steps, signals: signals)
+    }
+
     struct EvaluationCase: Sendable, CustomTestStringConvertible {
         var expression: String
         var expected: Bool
@@ -85,6 +93,7 @@ struct ConditionTests {
     func comparison(_ testCase: EvaluationCase) throws {
         let condition = try Condition(testCase.expression)
         #expect(condition.evaluate(Self.data) == testCase.expected)
+        #expect(Self.evaluateOverSagaParts(condition) == testCase.expected)
     }
 
     static let membershipCases: [EvaluationCase] = [
@@ -110,6 +119,7 @@ struct ConditionTests {
     func membership(_ testCase: EvaluationCase) throws {
         let condition = try Condition(testCase.expression)
         #expect(condition.evaluate(Self.data) == testCase.expected)
+        #expect(Self.evaluateOverSagaParts(condition) == testCase.expected)
     }
 
     static let logicCases: [EvaluationCase] = [
@@ -138,6 +148,7 @@ struct ConditionTests {
     func logic(_ testCase: EvaluationCase) throws {
         let condition = try Condition(testCase.expression)
         #expect(condition.evaluate(Self.data) == testCase.expected)
+        #expect(Self.evaluateOverSagaParts(condition) == testCase.expected)
     }
 
     static let pathCases: [EvaluationCase] = [
@@ -164,6 +175,7 @@ struct ConditionTests {
     func path(_ testCase: EvaluationCase) throws {
         let condition = try Condition(testCase.expression)
         #expect(condition.evaluate(Self.data) == testCase.expected)
+        #expect(Self.evaluateOverSagaParts(condition) == testCase.expected)
     }
 
     static let mixedOrderingCases: [String] = [
@@ -183,6 +195,7 @@ struct ConditionTests {
     @Test("Ordering values of different types is false, both ways", arguments: mixedOrderingCases)
     func mixedTypeOrdering(_ expression: String) throws {
         #expect(try Condition(expression).evaluate(Self.data) == false)
+        #expect(try Self.evaluateOverSagaParts(Condition(expression)) == false)
         #expect(try Condition("!(\(expression))").evaluate(Self.data) == true)
     }
 
@@ -191,6 +204,10 @@ struct ConditionTests {
         #expect(try Condition("input.total == null").evaluate(.emptyObject))
         #expect(try Condition("input.total == null").evaluate(.null))
         #expect(try !Condition("input.total > 0").evaluate(.emptyObject))
+        #expect(try Condition("input.total == null").evaluate(input: .null, steps: [:], signals: [:]))
+        #expect(
+            try Condition("signals.x.y == null && steps.x == null").evaluate(input: .null, steps: [:], signals: [:]))
+        #expect(try !Condition("input.total > 0").evaluate(input: .null, steps: [:], signals: [:]))
     }
 
     struct ParseErrorCase: Sendable, CustomTestStringConvertible {
