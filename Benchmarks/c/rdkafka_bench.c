@@ -50,6 +50,18 @@ int main(int argc, char **argv) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     set(conf, "bootstrap.servers", bootstrap);
+    /* Extra properties for experiments, as for the Swift program: KAFKA_PROPERTIES="name=value,...". */
+    const char *extra = getenv("KAFKA_PROPERTIES");
+    if (extra && *extra) {
+        char *copy = strdup(extra), *saveptr = NULL;
+        for (char *pair = strtok_r(copy, ",", &saveptr); pair; pair = strtok_r(NULL, ",", &saveptr)) {
+            char *equals = strchr(pair, '=');
+            if (!equals) continue;
+            *equals = '\0';
+            set(conf, pair, equals + 1);
+        }
+        free(copy);
+    }
     if (strcmp(mode, "produce") == 0) {
         long size = atol(argv[5]);
         set(conf, "enable.idempotence", "true");

@@ -16,14 +16,21 @@ import Synchronization
 ///
 /// Rebalances are handled inside: when partitions are revoked, messages of those partitions that
 /// were fetched but not yet read are dropped (the partition's new owner reads them again), and a
-/// commit for a partition this member no longer owns is dropped rather than sent. When more than
-/// `maximumBufferedMessages` are waiting to be read, the consumer pauses its partitions until the
-/// reader catches up.
+/// commit for a partition this member no longer owns is dropped rather than sent. When
+/// `maximumBufferedMessages` are waiting to be read, the consumer takes no more from librdkafka
+/// until the reader has caught up by half; librdkafka meanwhile fetches ahead only up to its own
+/// bounds (`queued.min.messages`, `queued.max.messages.kbytes`). The partitions are not paused for
+/// this: a pause drops what librdkafka fetched ahead, and a resume waits for the broker's next
+/// fetch round.
 public final class KafkaConsumer: Sendable {
     private let core: Core
 
     private final class Core: Sendable {
         let handle: RdKafkaHandle
+        /// Where the assigned partitions' messages arrive (each partition's queue is forwarded
+        /// here), apart from the group's events on the handle's event queue, so the event thread
+        /// can stop taking messages while it still serves rebalances.
+        let messages: SendablePointer
         let state = Mutex(State())
         let maximumBuffered: Int
         /// What only the event thread touches: no lock per message.
@@ -31,8 +38,9 @@ public final class KafkaConsumer: Sendable {
         let stream: AsyncStream<[KafkaMessage]>
         let continuation: AsyncStream<[KafkaMessage]>.Continuation
 
-        init(handle: RdKafkaHandle, maximumBuffered: Int) {
+        init(handle: RdKafkaHandle, messages: OpaquePointer, maximumBuffered: Int) {
             self.handle = handle
+            self.messages = SendablePointer(pointer: messages)
             self.maximumBuffered = maximumBuffered
             (stream, continuation) = AsyncStream.makeStream(of: [KafkaMessage].self)
         }
@@ -43,7 +51,10 @@ public final class KafkaConsumer: Sendable {
         var assignment: [KafkaTopicPartition: UInt64] = [:]
         var epoch: UInt64 = 0
         var buffered = 0
-        var paused = false
+        /// The most messages that were ever waiting for the reader at once.
+        var mostBuffered = 0
+        /// Set when the buffer filled; the reader wakes the event thread when it has read half.
+        var full = false
         var closed = false
         var closing = false
         var lastError: KafkaError?
@@ -53,27 +64,42 @@ public final class KafkaConsumer: Sendable {
     private final class EventThreadLocal: @unchecked Sendable {
         /// Messages fetched and not yet handed to the reader.
         var fetched: [KafkaMessage] = []
-        /// Whether the partitions are paused in librdkafka for the buffer.
-        var appliedPause = false
+        /// Room for the messages one call takes from librdkafka.
+        let slots = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batchSize)
+        /// Whether the message queue is released (the consumer is stopping).
+        var released = false
+
+        deinit { slots.deallocate() }
         /// The epoch of each assigned partition, as the event thread last set it.
         var epochs: [KafkaTopicPartition: UInt64] = [:] {
             didSet { cache.removeAll() }
         }
         /// Topic name and epoch by librdkafka's topic handle and partition: no string work per message.
-        var cache: [CacheKey: (topic: String, epoch: UInt64)] = [:]
+        var cache: [CacheKey: (topic: String, epoch: UInt64)] = [:] {
+            didSet { last = nil }
+        }
 
         struct CacheKey: Hashable {
             var topic: OpaquePointer
             var partition: Int32
         }
 
+        /// The last entry looked up: a fetch delivers a partition's messages one after another.
+        var last: (key: CacheKey, topic: String, epoch: UInt64)?
+
         func lookup(_ topic: OpaquePointer?, _ partition: Int32) -> (topic: String, epoch: UInt64) {
             guard let topic else { return ("", 0) }
             let key = CacheKey(topic: topic, partition: partition)
-            if let hit = cache[key] { return hit }
-            let name = String(cString: rd_kafka_topic_name(topic))
-            let entry = (name, epochs[KafkaTopicPartition(topic: name, partition: partition)] ?? 0)
-            cache[key] = entry
+            if let last, last.key == key { return (last.topic, last.epoch) }
+            let entry: (topic: String, epoch: UInt64)
+            if let hit = cache[key] {
+                entry = hit
+            } else {
+                let name = String(cString: rd_kafka_topic_name(topic))
+                entry = (name, epochs[KafkaTopicPartition(topic: name, partition: partition)] ?? 0)
+                cache[key] = entry
+            }
+            last = (key, entry.topic, entry.epoch)
             return entry
         }
     }
@@ -92,13 +118,17 @@ public final class KafkaConsumer: Sendable {
                 rd_kafka_poll_set_consumer(client)
                 return rd_kafka_queue_get_consumer(client)
             })
-        let core = Core(handle: handle, maximumBuffered: max(1, configuration.maximumBufferedMessages))
+        let messages: OpaquePointer = rd_kafka_queue_new(handle.pointer)
+        // An event for the group wakes the event thread from its wait for messages.
+        rd_kafka_queue_cb_event_enable(
+            handle.eventQueue, { _, messages in messages.map { rd_kafka_queue_yield(OpaquePointer($0)) } },
+            UnsafeMutableRawPointer(messages))
+        let core = Core(
+            handle: handle, messages: messages, maximumBuffered: max(1, configuration.maximumBufferedMessages))
         self.core = core
         handle.start(
-            idle: {
-                Self.handOver(core: core)
-                Self.applyPause(core: core)
-            }, { event in Self.serve(event, core: core) })
+            idle: { Self.handOver(core: core) }, turn: { serve in Self.turn(core: core, serve: serve) },
+            { event in Self.serve(event, core: core) })
     }
 
     deinit {
@@ -214,6 +244,10 @@ public final class KafkaConsumer: Sendable {
         await Self.shutDown(core)
     }
 
+    /// The most messages that were ever waiting for the reader at once: never more than
+    /// `maximumBufferedMessages`.
+    package var mostBufferedMessages: Int { core.state.withLock { $0.mostBuffered } }
+
     /// Test hook: stops as if the process died — no commit, no leaving the group, so the group
     /// notices only when the session times out.
     package func crashForTesting() async {
@@ -222,7 +256,9 @@ public final class KafkaConsumer: Sendable {
             return !state.closing
         }
         guard first else { return }
-        await core.handle.stop(destroyFlags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
+        let core = self.core
+        await core.handle.stop(
+            lastly: { Self.releaseMessageQueue(core: core) }, destroyFlags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
         core.state.withLock { $0.closed = true }
         core.continuation.finish()
     }
@@ -240,6 +276,7 @@ public final class KafkaConsumer: Sendable {
         // handle is then destroyed without a second close.
         await core.handle.stop(
             lastly: {
+                Self.releaseMessageQueue(core: core)
                 if let error = rd_kafka_consumer_close_queue(client.pointer, queue.pointer) {
                     refused.store(true, ordering: .releasing)
                     core.handle.logger.warning(
@@ -267,49 +304,94 @@ public final class KafkaConsumer: Sendable {
         let (owned, resume) = core.state.withLock { state -> ([KafkaMessage], Bool) in
             state.buffered -= batch.count
             var resume = false
-            if state.paused && state.buffered <= core.maximumBuffered / 2 {
-                state.paused = false
+            if state.full && state.buffered <= core.maximumBuffered / 2 {
+                state.full = false
                 resume = true
             }
-            let owned = batch.filter { message in
-                state.assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
+            // Messages come in runs of one partition: decide once per run. Usually every message
+            // is still owned, and the batch is handed on as it is, without a copy.
+            var run: (topic: String, partition: Int32, epoch: UInt64, owned: Bool)?
+            func isOwned(_ message: KafkaMessage) -> Bool {
+                if let run, run.partition == message.partition, run.epoch == message.assignmentEpoch,
+                    run.topic == message.topic
+                {
+                    return run.owned
+                }
+                let owned =
+                    state.assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
                     == message.assignmentEpoch
+                run = (message.topic, message.partition, message.assignmentEpoch, owned)
+                return owned
             }
+            guard let firstLost = batch.firstIndex(where: { !isOwned($0) }) else { return (batch, resume) }
+            var owned = Array(batch[..<firstLost])
+            for message in batch[(firstLost + 1)...] where isOwned(message) { owned.append(message) }
             return (owned, resume)
         }
-        // The event thread resumes the partitions; wake it from its wait on the queue.
+        // Wake the event thread from its wait on the group's events: there is room again.
         if resume { _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) } }
         return owned
     }
 
-    /// Runs on the event thread: hands the fetched messages to the reader, and pauses fetching
-    /// when the reader has fallen more than `maximumBufferedMessages` behind.
+    /// Runs on the event thread: hands the fetched messages to the reader, and notes when the
+    /// reader has fallen `maximumBufferedMessages` behind.
     private static func handOver(core: Core) {
         let batch = core.local.fetched
         guard !batch.isEmpty else { return }
         core.local.fetched.removeAll(keepingCapacity: true)
-        let pause = core.state.withLock { state -> Bool in
+        core.state.withLock { state in
             state.buffered += batch.count
-            guard !state.paused && state.buffered >= core.maximumBuffered else { return false }
-            state.paused = true
-            return true
+            state.mostBuffered = max(state.mostBuffered, state.buffered)
+            if state.buffered >= core.maximumBuffered { state.full = true }
         }
         core.continuation.yield(batch)
-        if pause { applyPause(core: core) }
     }
 
-    /// Runs on the event thread, the only one that pauses and resumes for the buffer: makes
-    /// librdkafka's paused state what the buffer wants. Newly assigned partitions get the current
-    /// state explicitly (librdkafka keeps a partition's pause across a reassignment).
-    private static func applyPause(core: Core, newlyAssigned: [KafkaTopicPartition] = []) {
-        let (wanted, partitions) = core.state.withLock { ($0.paused, Array($0.assignment.keys)) }
-        let client = core.handle.pointer
-        if wanted != core.local.appliedPause {
-            setPaused(wanted, partitions, client: client)
-            core.local.appliedPause = wanted
-        } else if !newlyAssigned.isEmpty {
-            setPaused(wanted, newlyAssigned, client: client)
+    /// One turn of the event thread: serves the group's events, then takes the messages there is
+    /// room for, or waits up to 100 ms for either.
+    private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
+        let events = core.handle.eventQueue
+        var served = false
+        while let event = rd_kafka_queue_poll(events, 0) {
+            serve(event)
+            served = true
         }
+        guard !core.local.released else {
+            if let event = rd_kafka_queue_poll(events, 100) { serve(event) }
+            return
+        }
+        let room = core.maximumBuffered - core.local.fetched.count - core.state.withLock { $0.buffered }
+        guard room > 0 else {
+            // The reader is behind: take nothing; it wakes this thread when it has read half.
+            handOver(core: core)
+            if let event = rd_kafka_queue_poll(events, 100) { serve(event) }
+            return
+        }
+        let wanted = min(room, batchSize)
+        let messages = core.messages.pointer
+        var count = rd_kafka_consume_batch_queue(messages, 0, core.local.slots, wanted)
+        if count <= 0 && !served {
+            // Nothing to do: hand on what there is, then wait for one message (or for an event of
+            // the group, which yields the message queue).
+            handOver(core: core)
+            count = rd_kafka_consume_batch_queue(messages, 100, core.local.slots, 1)
+        }
+        for index in 0..<max(0, count) {
+            guard let message = core.local.slots[index] else { continue }
+            deliver(UnsafePointer(message), core: core)
+            rd_kafka_message_destroy(message)
+        }
+        // The queue is drained: hand on at once rather than wait for a fuller batch.
+        if count < wanted { handOver(core: core) }
+    }
+
+    /// Runs on the event thread when the consumer stops: no wake-ups into the message queue any
+    /// more, then the queue is let go (librdkafka frees it with the partitions that forward to it).
+    private static func releaseMessageQueue(core: Core) {
+        guard !core.local.released else { return }
+        core.local.released = true
+        rd_kafka_queue_cb_event_enable(core.handle.eventQueue, nil, nil)
+        rd_kafka_queue_destroy(core.messages.pointer)
     }
 
     fileprivate var stream: AsyncStream<[KafkaMessage]> { core.stream }
@@ -403,6 +485,16 @@ public final class KafkaConsumer: Sendable {
                 return state.assignment
             }
             core.local.epochs = assignment
+            if let list, !core.local.released {
+                // The partitions' messages go to the message queue, before fetching starts.
+                for index in 0..<Int(list.pointee.cnt) {
+                    let element = list.pointee.elems[index]
+                    guard let queue = rd_kafka_queue_get_partition(client, element.topic, element.partition)
+                    else { continue }
+                    rd_kafka_queue_forward(queue, core.messages.pointer)
+                    rd_kafka_queue_destroy(queue)
+                }
+            }
             if cooperative {
                 if let error = rd_kafka_incremental_assign(client, list) {
                     logFailure(KafkaError(consuming: error), core: core)
@@ -411,7 +503,6 @@ public final class KafkaConsumer: Sendable {
                 let result = rd_kafka_assign(client, list)
                 if result != RD_KAFKA_RESP_ERR_NO_ERROR { logFailure(KafkaError(result), core: core) }
             }
-            applyPause(core: core, newlyAssigned: partitions)
             core.handle.logger.info(
                 "partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:

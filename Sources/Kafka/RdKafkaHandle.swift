@@ -67,9 +67,18 @@ final class RdKafkaHandle: @unchecked Sendable {
 
     /// Starts serving events with `handler`, which runs on the event thread; `idle` runs there
     /// whenever the queue has just been emptied.
-    func start(idle: @escaping @Sendable () -> Void = {}, _ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+    ///
+    /// With `turn`, the thread runs `turn` over and over instead of its own loop (serve one event,
+    /// or wait up to 100 ms for one): a client that reads a second queue (the consumer's messages)
+    /// serves both there, passing the events of ``eventQueue`` to the function it is given. A turn
+    /// should return within about 100 ms, so the thread notices a stop.
+    func start(
+        idle: @escaping @Sendable () -> Void = {},
+        turn: (@Sendable (_ serve: (OpaquePointer) -> Void) -> Void)? = nil,
+        _ handler: @escaping @Sendable (OpaquePointer) -> Void
+    ) {
         let logger = self.logger
-        thread.start(idle: idle) { event in
+        thread.start(idle: idle, turn: turn) { event in
             if rd_kafka_event_type(event) == RD_KAFKA_EVENT_LOG {
                 Self.log(event, to: logger)
             } else {
@@ -182,30 +191,41 @@ final class EventThread: @unchecked Sendable {
         self.name = name
     }
 
-    func start(idle: @escaping @Sendable () -> Void, _ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+    func start(
+        idle: @escaping @Sendable () -> Void, turn: (@Sendable (_ serve: (OpaquePointer) -> Void) -> Void)?,
+        _ handler: @escaping @Sendable (OpaquePointer) -> Void
+    ) {
         let begin = state.withLock { state -> Bool in
             guard !state.started else { return false }
             state.started = true
             return true
         }
         guard begin else { return }
-        let thread = Thread { [self] in run(idle: idle, handler) }
+        let thread = Thread { [self] in run(idle: idle, turn: turn, handler) }
         thread.name = name
         thread.start()
     }
 
-    private func run(idle: @escaping @Sendable () -> Void, _ handler: @escaping @Sendable (OpaquePointer) -> Void) {
+    private func run(
+        idle: @escaping @Sendable () -> Void, turn: (@Sendable (_ serve: (OpaquePointer) -> Void) -> Void)?,
+        _ handler: @escaping @Sendable (OpaquePointer) -> Void
+    ) {
+        let serve = { (event: OpaquePointer) in
+            handler(event)
+            rd_kafka_event_destroy(event)
+        }
         while true {
-            // Events come in bursts (a fetch response is queued message by message): wait up to
-            // 1 ms for the next before calling the queue idle, so a burst is handed on in one piece.
-            var next = rd_kafka_queue_poll(queue, 0) ?? rd_kafka_queue_poll(queue, 1)
-            if next == nil {
-                idle()
-                next = rd_kafka_queue_poll(queue, 100)
-            }
-            if let event = next {
-                handler(event)
-                rd_kafka_event_destroy(event)
+            if let turn {
+                turn(serve)
+            } else {
+                // Events come in bursts: wait up to 1 ms for the next before calling the queue
+                // idle, so a burst is handed on in one piece.
+                var next = rd_kafka_queue_poll(queue, 0) ?? rd_kafka_queue_poll(queue, 1)
+                if next == nil {
+                    idle()
+                    next = rd_kafka_queue_poll(queue, 100)
+                }
+                if let event = next { serve(event) }
             }
             let shutdown = state.withLock { state -> (steps: [@Sendable () -> Void], until: @Sendable () -> Bool)? in
                 state.stopping ? (state.lastly, state.until) : nil

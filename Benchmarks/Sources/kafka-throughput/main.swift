@@ -23,7 +23,7 @@ guard arguments.count == 6, let count = Int(arguments[4]) else {
 }
 let (mode, bootstrap, topic) = (arguments[1], arguments[2], arguments[3])
 var logger = Logger(label: "kafka-throughput")
-logger.logLevel = .warning
+logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
 
 /// Extra librdkafka properties for experiments: KAFKA_PROPERTIES="queued.min.messages=1000000,…".
 let extraProperties: [String: String] = Dictionary(
