@@ -17,12 +17,15 @@ let package = Package(
         .library(name: "SagaCore", targets: ["SagaCore"]),
         .library(name: "SagaDefinitions", targets: ["SagaDefinitions"]),
         .library(name: "Kafka", targets: ["Kafka"]),
+        .library(name: "SagaStore", targets: ["SagaStore"]),
         .executable(name: "kafka-mock-broker", targets: ["kafka-mock-broker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // The pure core: definitions, the saga state machine, retry policies, durations, JSON values.
@@ -49,6 +52,25 @@ let package = Package(
         .executableTarget(
             name: "kafka-mock-broker",
             dependencies: ["Kafka", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Every saga's state in PostgreSQL (postgres-nio): migrations, sagas, history, outbox,
+        // inbox, timers, pending signals; one transaction per batch of events.
+        .target(
+            name: "SagaStore",
+            dependencies: [
+                "SagaCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SagaStoreTests",
+            dependencies: [
+                "SagaStore", "SagaCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "KafkaTests",

@@ -1,0 +1,441 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SagaCore
+
+extension SagaStore {
+    /// Applies a batch of inputs in one transaction:
+    ///
+    /// 1. records the inputs' message ids in the inbox, dropping inputs whose id was seen before
+    ///    (or twice in the batch);
+    /// 2. for start keys: takes an advisory lock per key (concurrent starts of one key serialize),
+    ///    finds the sagas they already started and the signals pending for them;
+    /// 3. locks the sagas concerned, all in one statement ordered by id (so batches never deadlock);
+    /// 4. calls `compute`, which must be pure: it gets the batch and the locked sagas and returns
+    ///    what to write;
+    /// 5. writes states (new sagas inserted), history, timers (kept equal to each state's
+    ///    timers), pending signals and outbox rows, a few multi-row statements in all, notifies the
+    ///    outbox relay (`NOTIFY saga_outbox`), and commits.
+    ///
+    /// Nothing is written when anything fails: the error of `compute` comes out as it was thrown;
+    /// PostgreSQL's as a ``SagaStoreError``.
+    @discardableResult
+    public func applyBatch<Input: SagaStoreInput>(
+        _ inputs: [Input], now: SagaTimestamp, compute: (BatchContext<Input>) throws -> BatchWrites
+    ) async throws -> BatchOutcome {
+        let logger = self.logger
+        return try await transaction { connection in
+            // 1. The inbox.
+            let messageIDs = Array(Set(inputs.compactMap(\.messageID)))
+            var fresh = Set<String>()
+            if !messageIDs.isEmpty {
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO saga_inbox (message_id) SELECT unnest(\(messageIDs)::text[])
+                    ON CONFLICT DO NOTHING RETURNING message_id
+                    """, logger: logger)
+                for try await id in rows.decode(String.self) { fresh.insert(id) }
+            }
+            var kept: [Input] = []
+            var duplicates: [Input] = []
+            for input in inputs {
+                if let id = input.messageID {
+                    guard fresh.remove(id) != nil else {
+                        duplicates.append(input)
+                        continue
+                    }
+                }
+                kept.append(input)
+            }
+
+            // 2. Start keys.
+            let startKeys = Array(Set(kept.compactMap(\.startKey)))
+            var existingStarts: [StartKey: String] = [:]
+            var pendingSignals: [StartKey: [PendingSignal]] = [:]
+            if !startKeys.isEmpty {
+                let tenants = startKeys.map(\.tenant)
+                let types = startKeys.map(\.sagaType)
+                let keys = startKeys.map(\.key)
+                try await connection.query(
+                    """
+                    SELECT pg_advisory_xact_lock(h) FROM (
+                        SELECT DISTINCT hashtextextended(t || chr(31) || s || chr(31) || k, 0) AS h
+                        FROM unnest(\(tenants)::text[], \(types)::text[], \(keys)::text[]) AS u(t, s, k)
+                        ORDER BY h
+                    ) AS locks
+                    """, logger: logger)
+                let found = try await connection.query(
+                    """
+                    SELECT tenant, saga_type, start_key, id FROM sagas
+                    WHERE start_key IS NOT NULL AND (tenant, saga_type, start_key) IN (
+                        SELECT * FROM unnest(\(tenants)::text[], \(types)::text[], \(keys)::text[]))
+                    """, logger: logger)
+                for try await (tenant, type, key, id) in found.decode((String, String, String, String).self) {
+                    existingStarts[StartKey(tenant: tenant, sagaType: type, key: key)] = id
+                }
+                let pending = try await connection.query(
+                    """
+                    SELECT id, tenant, saga_type, start_key, signal_id, name, payload::text,
+                        (extract(epoch FROM received_at) * 1000)::int8, (extract(epoch FROM expires_at) * 1000)::int8
+                    FROM saga_pending_signals
+                    WHERE (tenant, saga_type, start_key) IN (
+                        SELECT * FROM unnest(\(tenants)::text[], \(types)::text[], \(keys)::text[]))
+                        AND expires_at > to_timestamp(\(now.milliseconds)::float8 / 1000)
+                    ORDER BY id FOR UPDATE
+                    """, logger: logger)
+                for try await row in pending.decode(
+                    (Int64, String, String, String, String, String, String, Int64, Int64).self)
+                {
+                    let target = StartKey(tenant: row.1, sagaType: row.2, key: row.3)
+                    let payload = try self.decode(JSONValue.self, from: row.6, what: "pending signal \(row.4)")
+                    var signal = PendingSignal(
+                        target: target, signal: SignalDelivery(id: row.4, name: row.5, payload: payload),
+                        receivedAt: SagaTimestamp(millisecondsSinceEpoch: row.7),
+                        expiresAt: SagaTimestamp(millisecondsSinceEpoch: row.8))
+                    signal.id = row.0
+                    pendingSignals[target, default: []].append(signal)
+                }
+            }
+
+            // 3. Lock the sagas.
+            let ids = Array(Set(kept.compactMap(\.sagaID)).union(existingStarts.values)).sorted()
+            let sagas = try await self.lockSagas(ids, skipLocked: false, connection: connection)
+
+            // 4. Compute.
+            let writes = try compute(
+                BatchContext(
+                    inputs: kept, duplicates: duplicates, sagas: sagas, existingStarts: existingStarts,
+                    pendingSignals: pendingSignals))
+
+            // 5. Write.
+            var outcome = try await self.write(writes, loaded: sagas, now: now, connection: connection)
+            outcome.duplicates = duplicates.count
+            return outcome
+        }
+    }
+
+    /// Fires due timers: in one transaction, claims up to `limit` timers due at `now`
+    /// (`FOR UPDATE SKIP LOCKED`, so instances never share one), locks their sagas (skipping a saga
+    /// another transaction holds: its timers stay for the next round), calls `compute`, and writes
+    /// as ``applyBatch(_:now:compute:)`` does. Returns what was done; `timersFired` counts the
+    /// timers handed to `compute`.
+    @discardableResult
+    public func applyDueTimers(
+        now: SagaTimestamp, limit: Int = 500, compute: (TimerBatchContext) throws -> BatchWrites
+    ) async throws -> BatchOutcome {
+        let logger = self.logger
+        return try await transaction { connection in
+            let rows = try await connection.query(
+                """
+                SELECT saga_id, timer_id, (extract(epoch FROM due_at) * 1000)::int8 FROM saga_timers
+                WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
+                ORDER BY due_at LIMIT \(max(1, limit)) FOR UPDATE SKIP LOCKED
+                """, logger: logger)
+            var claimed: [DueTimer] = []
+            for try await (sagaID, timerID, due) in rows.decode((String, String, Int64).self) {
+                claimed.append(
+                    DueTimer(sagaID: sagaID, timerID: timerID, dueAt: SagaTimestamp(millisecondsSinceEpoch: due)))
+            }
+            guard !claimed.isEmpty else {
+                return BatchOutcome(duplicates: 0, sagasWritten: 0, outboxRows: 0, timersFired: 0)
+            }
+            let ids = Array(Set(claimed.map(\.sagaID))).sorted()
+            let sagas = try await self.lockSagas(ids, skipLocked: true, connection: connection)
+            // Timers of sagas that do not exist (any more) are dropped.
+            let missing = ids.filter { sagas[$0] == nil }
+            if !missing.isEmpty {
+                try await connection.query(
+                    """
+                    DELETE FROM saga_timers WHERE saga_id = ANY(\(missing)::text[])
+                        AND NOT EXISTS (SELECT 1 FROM sagas WHERE sagas.id = saga_timers.saga_id)
+                    """, logger: logger)
+            }
+            let timers = claimed.filter { sagas[$0.sagaID] != nil }
+            let writes = try compute(TimerBatchContext(timers: timers, sagas: sagas))
+            // A saga locked here and not written still gets its timer rows made equal to its state
+            // (a timer its state no longer holds is stale and goes).
+            let written = Set(writes.sagas.map(\.record.id))
+            let unwritten = Set(timers.map(\.sagaID)).subtracting(written).compactMap { sagas[$0] }
+            var outcome = try await self.write(
+                writes, loaded: sagas, now: now, connection: connection, syncTimersOnly: unwritten)
+            outcome.timersFired = timers.count
+            return outcome
+        }
+    }
+
+    /// Locks `ids` (sorted) and loads their records.
+    func lockSagas(_ ids: [String], skipLocked: Bool, connection: PostgresConnection) async throws
+        -> [String: SagaRecord]
+    {
+        guard !ids.isEmpty else { return [:] }
+        let query: PostgresQuery =
+            skipLocked
+            ? """
+            SELECT id, tenant, start_key, priority, revision, state::text FROM sagas
+            WHERE id = ANY(\(ids)::text[]) ORDER BY id FOR UPDATE SKIP LOCKED
+            """
+            : """
+            SELECT id, tenant, start_key, priority, revision, state::text FROM sagas
+            WHERE id = ANY(\(ids)::text[]) ORDER BY id FOR UPDATE
+            """
+        let rows = try await connection.query(query, logger: logger)
+        var sagas: [String: SagaRecord] = [:]
+        for try await (id, tenant, startKey, priority, revision, state) in rows.decode(
+            (String, String, String?, Int, Int64, String).self)
+        {
+            let instance = try decode(SagaInstance.self, from: state, what: "the state of saga \(id)")
+            var record = SagaRecord(instance: instance, tenant: tenant, startKey: startKey, priority: priority)
+            record.revision = revision
+            sagas[id] = record
+        }
+        return sagas
+    }
+
+    /// Writes a batch's results with one statement per table and kind of change.
+    func write(
+        _ writes: BatchWrites, loaded: [String: SagaRecord], now: SagaTimestamp, connection: PostgresConnection,
+        syncTimersOnly: [SagaRecord] = []
+    ) async throws -> BatchOutcome {
+        let logger = self.logger
+        var inserts = SagaColumns()
+        var updates = SagaColumns()
+        var historySagas: [String] = []
+        var historyTimes: [Int64] = []
+        var historyEntries: [String] = []
+        var outbox = OutboxColumns()
+        var timerSagas: [String] = syncTimersOnly.map(\.id)
+        var timerRows = TimerColumns()
+        for record in syncTimersOnly { timerRows.append(record.instance) }
+
+        for write in writes.sagas {
+            let record = write.record
+            let state = try encode(record.instance, what: "the state of saga \(record.id)")
+            if loaded[record.id] == nil {
+                inserts.append(record, state: state)
+            } else {
+                updates.append(record, state: state)
+            }
+            for entry in write.history {
+                historySagas.append(record.id)
+                historyTimes.append(entry.at.milliseconds)
+                historyEntries.append(try encode(entry, what: "a history entry of saga \(record.id)"))
+            }
+            for message in write.outbox {
+                try outbox.append(message, sagaID: record.id, lane: outboxLane(of: record.id), store: self)
+            }
+            timerSagas.append(record.id)
+            timerRows.append(record.instance)
+        }
+        for message in writes.outbox {
+            let owner = message.key ?? ""
+            try outbox.append(message, sagaID: owner, lane: outboxLane(of: owner), store: self)
+        }
+
+        if !inserts.ids.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO sagas (id, tenant, saga_type, definition_version, status, state, start_key, priority,
+                    waiting_for, waiting_detail, wait_until, revision, created_at, updated_at)
+                SELECT u.id, u.tenant, u.saga_type, u.version, u.status, u.state::jsonb, nullif(u.start_key, ''),
+                    u.priority, nullif(u.waiting_for, ''), nullif(u.waiting_detail, ''),
+                    CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END, 1,
+                    to_timestamp(u.created::float8 / 1000), to_timestamp(u.updated::float8 / 1000)
+                FROM unnest(\(inserts.ids)::text[], \(inserts.tenants)::text[], \(inserts.types)::text[],
+                    \(inserts.versions)::int8[], \(inserts.statuses)::text[], \(inserts.states)::text[],
+                    \(inserts.startKeys)::text[], \(inserts.priorities)::int8[], \(inserts.waitingFor)::text[],
+                    \(inserts.waitingDetails)::text[], \(inserts.waitUntil)::int8[], \(inserts.created)::int8[],
+                    \(inserts.updated)::int8[])
+                    AS u(id, tenant, saga_type, version, status, state, start_key, priority, waiting_for,
+                        waiting_detail, wait_until, created, updated)
+                """, logger: logger)
+        }
+        if !updates.ids.isEmpty {
+            try await connection.query(
+                """
+                UPDATE sagas SET status = u.status, state = u.state::jsonb, priority = u.priority,
+                    waiting_for = nullif(u.waiting_for, ''), waiting_detail = nullif(u.waiting_detail, ''),
+                    wait_until = CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END,
+                    revision = sagas.revision + 1, updated_at = to_timestamp(u.updated::float8 / 1000)
+                FROM unnest(\(updates.ids)::text[], \(updates.statuses)::text[], \(updates.states)::text[],
+                    \(updates.priorities)::int8[], \(updates.waitingFor)::text[], \(updates.waitingDetails)::text[],
+                    \(updates.waitUntil)::int8[], \(updates.updated)::int8[])
+                    AS u(id, status, state, priority, waiting_for, waiting_detail, wait_until, updated)
+                WHERE sagas.id = u.id
+                """, logger: logger)
+        }
+        if !historySagas.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO saga_history (saga_id, at, entry)
+                SELECT u.saga_id, to_timestamp(u.at::float8 / 1000), u.entry::jsonb
+                FROM unnest(\(historySagas)::text[], \(historyTimes)::int8[], \(historyEntries)::text[])
+                    WITH ORDINALITY AS u(saga_id, at, entry, n)
+                ORDER BY u.n
+                """, logger: logger)
+        }
+        if !timerSagas.isEmpty {
+            try await connection.query(
+                "DELETE FROM saga_timers WHERE saga_id = ANY(\(timerSagas)::text[])", logger: logger)
+        }
+        if !timerRows.sagas.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO saga_timers (saga_id, timer_id, kind, due_at)
+                SELECT u.saga_id, u.timer_id, u.kind, to_timestamp(u.due::float8 / 1000)
+                FROM unnest(\(timerRows.sagas)::text[], \(timerRows.ids)::text[], \(timerRows.kinds)::text[],
+                    \(timerRows.due)::int8[]) AS u(saga_id, timer_id, kind, due)
+                ON CONFLICT (saga_id, timer_id) DO UPDATE SET kind = excluded.kind, due_at = excluded.due_at
+                """, logger: logger)
+        }
+        if !outbox.sagas.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO saga_outbox (saga_id, lane, topic, message_key, headers, payload)
+                SELECT u.saga_id, u.lane, u.topic, nullif(u.message_key, ''), u.headers::jsonb, u.payload
+                FROM unnest(\(outbox.sagas)::text[], \(outbox.lanes)::int8[], \(outbox.topics)::text[],
+                    \(outbox.keys)::text[], \(outbox.headers)::text[], \(outbox.payloads)::text[])
+                    WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, n)
+                ORDER BY u.n
+                """, logger: logger)
+            try await connection.query("NOTIFY saga_outbox", logger: logger)
+        }
+        if !writes.pendSignals.isEmpty {
+            var tenants: [String] = []
+            var types: [String] = []
+            var keys: [String] = []
+            var signalIDs: [String] = []
+            var names: [String] = []
+            var payloads: [String] = []
+            var received: [Int64] = []
+            var expires: [Int64] = []
+            for pending in writes.pendSignals {
+                tenants.append(pending.target.tenant)
+                types.append(pending.target.sagaType)
+                keys.append(pending.target.key)
+                signalIDs.append(pending.signal.id)
+                names.append(pending.signal.name)
+                payloads.append(try encode(pending.signal.payload, what: "the payload of signal \(pending.signal.id)"))
+                received.append(pending.receivedAt.milliseconds)
+                expires.append(pending.expiresAt.milliseconds)
+            }
+            try await connection.query(
+                """
+                INSERT INTO saga_pending_signals (tenant, saga_type, start_key, signal_id, name, payload,
+                    received_at, expires_at)
+                SELECT u.tenant, u.saga_type, u.start_key, u.signal_id, u.name, u.payload::jsonb,
+                    to_timestamp(u.received::float8 / 1000), to_timestamp(u.expires::float8 / 1000)
+                FROM unnest(\(tenants)::text[], \(types)::text[], \(keys)::text[], \(signalIDs)::text[],
+                    \(names)::text[], \(payloads)::text[], \(received)::int8[], \(expires)::int8[])
+                    AS u(tenant, saga_type, start_key, signal_id, name, payload, received, expires)
+                ON CONFLICT (tenant, saga_type, start_key, signal_id) DO NOTHING
+                """, logger: logger)
+        }
+        if !writes.consumedPendingSignals.isEmpty {
+            try await connection.query(
+                "DELETE FROM saga_pending_signals WHERE id = ANY(\(writes.consumedPendingSignals)::int8[])",
+                logger: logger)
+        }
+        return BatchOutcome(
+            duplicates: 0, sagasWritten: writes.sagas.count, outboxRows: outbox.sagas.count, timersFired: 0)
+    }
+}
+
+/// The columns of saga rows, for `unnest`.
+struct SagaColumns {
+    var ids: [String] = []
+    var tenants: [String] = []
+    var types: [String] = []
+    var versions: [Int] = []
+    var statuses: [String] = []
+    var states: [String] = []
+    var startKeys: [String] = []
+    var priorities: [Int] = []
+    var waitingFor: [String] = []
+    var waitingDetails: [String] = []
+    var waitUntil: [Int64] = []
+    var created: [Int64] = []
+    var updated: [Int64] = []
+
+    mutating func append(_ record: SagaRecord, state: String) {
+        let instance = record.instance
+        ids.append(instance.id)
+        tenants.append(record.tenant)
+        types.append(instance.definitionName)
+        versions.append(instance.definitionVersion)
+        statuses.append(instance.status.rawValue)
+        states.append(state)
+        startKeys.append(record.startKey ?? "")
+        priorities.append(record.priority)
+        let wait = instance.waitClassification
+        waitingFor.append(wait?.kind ?? "")
+        waitingDetails.append(wait?.detail ?? "")
+        waitUntil.append(wait?.until?.milliseconds ?? -1)
+        created.append(instance.createdAt.milliseconds)
+        updated.append(instance.updatedAt.milliseconds)
+    }
+}
+
+/// The columns of timer rows, for `unnest`.
+struct TimerColumns {
+    var sagas: [String] = []
+    var ids: [String] = []
+    var kinds: [String] = []
+    var due: [Int64] = []
+
+    mutating func append(_ instance: SagaInstance) {
+        for timer in instance.timers {
+            sagas.append(instance.id)
+            ids.append(timer.id)
+            kinds.append(timer.kind.rawValue)
+            due.append(timer.dueAt.milliseconds)
+        }
+    }
+}
+
+/// The columns of outbox rows, for `unnest`.
+struct OutboxColumns {
+    var sagas: [String] = []
+    var lanes: [Int] = []
+    var topics: [String] = []
+    var keys: [String] = []
+    var headers: [String] = []
+    var payloads: [String] = []
+
+    mutating func append(_ message: OutboxMessage, sagaID: String, lane: Int, store: SagaStore) throws(SagaStoreError) {
+        let headerText = try store.encode(message.headers, what: "the headers of a message to \(message.topic)")
+        let size = message.payload.utf8.count + (message.key?.utf8.count ?? 0) + headerText.utf8.count
+        let limit = store.configuration.maximumMessageBytes
+        guard size <= limit else {
+            throw .tooLarge(what: "a message to \(message.topic) for saga \(sagaID)", bytes: size, limit: limit)
+        }
+        sagas.append(sagaID)
+        lanes.append(lane)
+        topics.append(message.topic)
+        keys.append(message.key ?? "")
+        headers.append(headerText)
+        payloads.append(message.payload)
+    }
+}
+
+extension SagaInstance {
+    /// What the saga waits for, as the store indexes it: a kind, a description and a time.
+    var waitClassification: (kind: String, detail: String, until: SagaTimestamp?)? {
+        if status == .failed {
+            let detail = failure.map { "an operator: step '\($0.step)' failed with \($0.error.code)" } ?? "an operator"
+            return ("operator", detail, nil)
+        }
+        guard !status.isFinished, let waiting = waitingFor else { return nil }
+        let relevant = timers.filter { $0.kind != .deadline }
+        let timer = relevant.min(by: { $0.dueAt < $1.dueAt }) ?? timers.first
+        let kind: String
+        switch timer?.kind {
+        case .attemptTimeout: kind = timer?.action == .compensate ? "compensation" : "reply"
+        case .retryBackoff: kind = "retry"
+        case .signalTimeout: kind = "signal"
+        case .sleep: kind = "sleep"
+        case .deadline: kind = "deadline"
+        case nil: kind = "unknown"
+        }
+        return (kind, waiting.description, waiting.until)
+    }
+}

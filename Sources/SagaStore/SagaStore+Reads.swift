@@ -1,0 +1,282 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SagaCore
+
+extension SagaStore {
+    // MARK: sagas
+
+    /// The saga a start key started, if any (start idempotency outside a batch, e.g. for the API).
+    public func sagaID(startedBy key: StartKey) async throws -> String? {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT id FROM sagas WHERE tenant = \(key.tenant) AND saga_type = \(key.sagaType)
+                    AND start_key = \(key.key)
+                """, logger: logger)
+            for try await id in rows.decode(String.self) { return id }
+            return nil
+        }
+    }
+
+    /// One saga with its whole timeline.
+    ///
+    /// - Throws: ``SagaStoreError/sagaNotFound(_:)`` when there is none with `id`.
+    public func saga(_ id: String) async throws -> SagaDetail {
+        let logger = self.logger
+        return try await storeTransaction { connection in
+            let rows = try await connection.query(
+                """
+                SELECT tenant, start_key, priority, revision, state::text,
+                    (extract(epoch FROM created_at) * 1000)::int8, (extract(epoch FROM updated_at) * 1000)::int8
+                FROM sagas WHERE id = \(id)
+                """, logger: logger)
+            var found: SagaDetail?
+            for try await (tenant, startKey, priority, revision, state, created, updated) in rows.decode(
+                (String, String?, Int, Int64, String, Int64, Int64).self)
+            {
+                let instance = try self.decode(SagaInstance.self, from: state, what: "the state of saga \(id)")
+                var record = SagaRecord(instance: instance, tenant: tenant, startKey: startKey, priority: priority)
+                record.revision = revision
+                found = SagaDetail(
+                    record: record, createdAt: SagaTimestamp(millisecondsSinceEpoch: created),
+                    updatedAt: SagaTimestamp(millisecondsSinceEpoch: updated), history: [])
+            }
+            guard var detail = found else { throw SagaStoreError.sagaNotFound(id) }
+            let history = try await connection.query(
+                "SELECT sequence, entry::text FROM saga_history WHERE saga_id = \(id) ORDER BY sequence",
+                logger: logger)
+            for try await (sequence, entry) in history.decode((Int64, String).self) {
+                let record = try self.decode(HistoryRecord.self, from: entry, what: "history entry \(sequence)")
+                detail.history.append((sequence, record))
+            }
+            return detail
+        }
+    }
+
+    /// A page of sagas, oldest first, filtered by `query`. Keyset pagination: a page starts after
+    /// the cursor of the previous one, so sagas created meanwhile never shift the pages.
+    public func sagas(_ query: SagaQuery) async throws -> SagaPage {
+        let limit = min(max(query.limit, 1), 1_000)
+        var sql = PostgresQuery(
+            unsafeSQL: """
+                SELECT id, tenant, saga_type, definition_version, status, start_key, priority, waiting_for,
+                    waiting_detail, (extract(epoch FROM wait_until) * 1000)::int8,
+                    (extract(epoch FROM created_at) * 1000)::int8, (extract(epoch FROM updated_at) * 1000)::int8
+                FROM sagas WHERE true
+                """)
+        var binds = PostgresBindings()
+        func add(_ clause: String) { sql.sql += " AND " + clause }
+        if !query.statuses.isEmpty {
+            binds.append(query.statuses.map(\.rawValue).sorted())
+            add("status = ANY($\(binds.count)::text[])")
+        }
+        if let type = query.sagaType {
+            binds.append(type)
+            add("saga_type = $\(binds.count)")
+        }
+        if let tenant = query.tenant {
+            binds.append(tenant)
+            add("tenant = $\(binds.count)")
+        }
+        if let from = query.createdFrom {
+            binds.append(from.milliseconds)
+            add("created_at >= to_timestamp($\(binds.count)::float8 / 1000)")
+        }
+        if let before = query.createdBefore {
+            binds.append(before.milliseconds)
+            add("created_at < to_timestamp($\(binds.count)::float8 / 1000)")
+        }
+        if let waiting = query.waitingFor {
+            binds.append(waiting)
+            add("waiting_for = $\(binds.count)")
+        }
+        if let after = query.after {
+            binds.append(after.createdAt.milliseconds)
+            let time = binds.count
+            binds.append(after.id)
+            add("(created_at, id) > (to_timestamp($\(time)::float8 / 1000), $\(binds.count))")
+        }
+        binds.append(limit + 1)
+        sql.sql += " ORDER BY created_at, id LIMIT $\(binds.count)"
+        let finalQuery = PostgresQuery(unsafeSQL: sql.sql, binds: binds)
+        let logger = self.logger
+        let summaries: [SagaSummary] = try await connection { connection in
+            var summaries: [SagaSummary] = []
+            let rows = try await connection.query(finalQuery, logger: logger)
+            for try await row in rows.decode(
+                (String, String, String, Int, String, String?, Int, String?, String?, Int64?, Int64, Int64).self)
+            {
+                summaries.append(
+                    SagaSummary(
+                        id: row.0, tenant: row.1, sagaType: row.2, definitionVersion: row.3,
+                        status: SagaStatus(rawValue: row.4) ?? .failed, startKey: row.5, priority: row.6,
+                        waitingFor: row.7, waitingDetail: row.8,
+                        waitUntil: row.9.map { SagaTimestamp(millisecondsSinceEpoch: $0) },
+                        createdAt: SagaTimestamp(millisecondsSinceEpoch: row.10),
+                        updatedAt: SagaTimestamp(millisecondsSinceEpoch: row.11)))
+            }
+            return summaries
+        }
+        guard summaries.count > limit else { return SagaPage(sagas: summaries, next: nil) }
+        let page = Array(summaries.prefix(limit))
+        let last = page[page.count - 1]
+        return SagaPage(sagas: page, next: SagaCursor(createdAt: last.createdAt, id: last.id))
+    }
+
+    // MARK: outbox
+
+    /// Up to `limit` outbox rows of `lanes`, in the order they were written (per saga, the order
+    /// of its transitions). A relay reads a lane only while it holds the lane (see the engine), and
+    /// deletes the rows once the broker acknowledged them.
+    public func outbox(lanes: [Int], limit: Int) async throws -> [OutboxRow] {
+        let logger = self.logger
+        let decodeHeaders = { (text: String) throws(SagaStoreError) -> [String: String] in
+            try self.decode([String: String].self, from: text, what: "outbox headers")
+        }
+        return try await connection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT id, saga_id, lane, topic, message_key, headers::text, payload,
+                    (extract(epoch FROM created_at) * 1000)::int8
+                FROM saga_outbox WHERE lane = ANY(\(lanes)::int8[]) ORDER BY id LIMIT \(max(1, limit))
+                """, logger: logger)
+            var result: [OutboxRow] = []
+            for try await row in rows.decode((Int64, String, Int, String, String?, String, String, Int64).self) {
+                result.append(
+                    OutboxRow(
+                        id: row.0, sagaID: row.1, lane: row.2,
+                        message: OutboxMessage(
+                            topic: row.3, key: row.4, headers: try decodeHeaders(row.5), payload: row.6),
+                        createdAt: Date(timeIntervalSince1970: Double(row.7) / 1000)))
+            }
+            return result
+        }
+    }
+
+    /// Deletes published outbox rows.
+    public func deleteOutbox(ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        let logger = self.logger
+        try await connection { connection in
+            try await connection.query("DELETE FROM saga_outbox WHERE id = ANY(\(ids)::int8[])", logger: logger)
+        }
+    }
+
+    /// How many outbox rows wait, and the age of the oldest in milliseconds (for metrics).
+    public func outboxBacklog(now: SagaTimestamp) async throws -> (rows: Int, oldestAge: Int64) {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT count(*)::int8, coalesce(\(now.milliseconds)::int8
+                    - (extract(epoch FROM min(created_at)) * 1000)::int8, 0)
+                FROM saga_outbox
+                """, logger: logger)
+            for try await (count, age) in rows.decode((Int64, Int64).self) { return (Int(count), max(0, age)) }
+            return (0, 0)
+        }
+    }
+
+    // MARK: housekeeping
+
+    /// Deletes inbox entries received before `cutoff`, at most `limit`; returns how many. A message
+    /// redelivered after its entry is gone would be applied again, so the retention must be longer
+    /// than any redelivery (the topics' retention, at least).
+    @discardableResult
+    public func pruneInbox(receivedBefore cutoff: SagaTimestamp, limit: Int = 10_000) async throws
+        -> Int
+    {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                """
+                WITH old AS (
+                    SELECT message_id FROM saga_inbox
+                    WHERE received_at < to_timestamp(\(cutoff.milliseconds)::float8 / 1000)
+                    ORDER BY received_at LIMIT \(max(1, limit))
+                )
+                DELETE FROM saga_inbox WHERE message_id IN (SELECT message_id FROM old) RETURNING 1
+                """, logger: logger)
+            var count = 0
+            for try await _ in rows { count += 1 }
+            return count
+        }
+    }
+
+    /// Removes pending signals whose time ran out and returns them, so that their senders can be
+    /// told (a `signal expired` outcome).
+    public func expirePendingSignals(now: SagaTimestamp, limit: Int = 1_000) async throws
+        -> [PendingSignal]
+    {
+        let logger = self.logger
+        return try await storeTransaction { connection in
+            let rows = try await connection.query(
+                """
+                DELETE FROM saga_pending_signals WHERE id IN (
+                    SELECT id FROM saga_pending_signals
+                    WHERE expires_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
+                    ORDER BY expires_at LIMIT \(max(1, limit)) FOR UPDATE SKIP LOCKED)
+                RETURNING id, tenant, saga_type, start_key, signal_id, name, payload::text,
+                    (extract(epoch FROM received_at) * 1000)::int8, (extract(epoch FROM expires_at) * 1000)::int8
+                """, logger: logger)
+            var expired: [PendingSignal] = []
+            for try await row in rows.decode(
+                (Int64, String, String, String, String, String, String, Int64, Int64).self)
+            {
+                let payload = try self.decode(JSONValue.self, from: row.6, what: "pending signal \(row.4)")
+                var signal = PendingSignal(
+                    target: StartKey(tenant: row.1, sagaType: row.2, key: row.3),
+                    signal: SignalDelivery(id: row.4, name: row.5, payload: payload),
+                    receivedAt: SagaTimestamp(millisecondsSinceEpoch: row.7),
+                    expiresAt: SagaTimestamp(millisecondsSinceEpoch: row.8))
+                signal.id = row.0
+                expired.append(signal)
+            }
+            return expired.sorted { $0.id < $1.id }
+        }
+    }
+
+    // MARK: definitions
+
+    /// Records a definition's JSON form under its name and version; the same again is a no-op.
+    ///
+    /// - Throws: ``SagaStoreError/tooLarge(what:bytes:limit:)`` or
+    ///   ``SagaStoreError/invalidJSON(what:reason:)`` (PostgreSQL's reason) — nothing is written.
+    public func saveDefinition(name: String, version: Int, json: String) async throws {
+        let what = "definition \(name) v\(version)"
+        let size = json.utf8.count
+        guard size <= configuration.maximumDocumentBytes else {
+            throw SagaStoreError.tooLarge(what: what, bytes: size, limit: configuration.maximumDocumentBytes)
+        }
+        let logger = self.logger
+        do {
+            try await connection { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO saga_definitions (name, version, definition) VALUES (\(name), \(version), \(json)::jsonb)
+                    ON CONFLICT (name, version) DO NOTHING
+                    """, logger: logger)
+            }
+        } catch {
+            // 22P02: invalid text representation; 22032: invalid JSON text.
+            if case .database(let message, let state) = error, state == "22P02" || state == "22032" {
+                throw SagaStoreError.invalidJSON(what: what, reason: message)
+            }
+            throw error
+        }
+    }
+
+    /// The JSON form of a definition, as saved.
+    public func definition(name: String, version: Int) async throws -> String? {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                "SELECT definition::text FROM saga_definitions WHERE name = \(name) AND version = \(version)",
+                logger: logger)
+            for try await text in rows.decode(String.self) { return text }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,287 @@
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+import SagaCore
+
+/// Where and how the store reaches PostgreSQL, and the limits it enforces.
+public struct SagaStoreConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+    /// `disable`, `prefer`, `require` (encrypted, certificate not checked) or `verify-full`.
+    public var tlsMode: TLSMode
+    /// The most connections the pool opens.
+    public var maximumConnections: Int = 20
+    /// The largest JSON document the store writes: a saga's state, a definition, a signal payload.
+    public var maximumDocumentBytes: Int = 1 << 20
+    /// The largest outbox message (payload plus key and headers).
+    public var maximumMessageBytes: Int = 1 << 20
+    /// How many relay lanes the outbox is split into; rows of one saga share a lane.
+    public var outboxLanes: Int = 16
+
+    /// How the connection is encrypted.
+    public enum TLSMode: String, Sendable, CaseIterable {
+        case disable
+        case prefer
+        case require
+        case verifyFull = "verify-full"
+    }
+
+    public init(
+        host: String, port: Int = 5432, username: String, password: String?, database: String,
+        tlsMode: TLSMode = .prefer
+    ) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.tlsMode = tlsMode
+    }
+
+    /// Reads a URL such as `postgres://user:secret@db.example.com:5432/saga?sslmode=verify-full`.
+    ///
+    /// - Throws: ``SagaStoreError/configuration(_:)`` naming what is wrong (never the password).
+    public init(url: String) throws {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+            ["postgres", "postgresql"].contains(scheme)
+        else { throw SagaStoreError.configuration("the PostgreSQL URL must start with postgres:// or postgresql://") }
+        guard let host = components.host, !host.isEmpty else {
+            throw SagaStoreError.configuration("the PostgreSQL URL names no host")
+        }
+        guard let username = components.user, !username.isEmpty else {
+            throw SagaStoreError.configuration("the PostgreSQL URL names no user")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty else { throw SagaStoreError.configuration("the PostgreSQL URL names no database") }
+        var mode = TLSMode.prefer
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let value = item.value, let parsed = TLSMode(rawValue: value) else {
+                    throw SagaStoreError.configuration(
+                        "sslmode must be one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                mode = parsed
+            default:
+                throw SagaStoreError.configuration("unknown PostgreSQL URL parameter '\(item.name)'")
+            }
+        }
+        self.init(
+            host: host, port: components.port ?? 5432, username: username,
+            password: components.password?.removingPercentEncoding, database: database, tlsMode: mode)
+    }
+
+    var clientConfiguration: PostgresClient.Configuration {
+        let tls: PostgresClient.Configuration.TLS
+        switch tlsMode {
+        case .disable:
+            tls = .disable
+        case .prefer:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            tls = .prefer(configuration)
+        case .require:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            tls = .require(configuration)
+        case .verifyFull:
+            tls = .require(TLSConfiguration.makeClientConfiguration())
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls)
+        configuration.options.maximumConnections = maximumConnections
+        return configuration
+    }
+}
+
+/// Why a store operation failed.
+public enum SagaStoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The configuration is unusable.
+    case configuration(String)
+    /// The database was migrated by a newer version of saga-orchestrator.
+    case schemaTooNew(database: Int, known: Int)
+    /// A document or message is larger than the configured limit; nothing was written.
+    case tooLarge(what: String, bytes: Int, limit: Int)
+    /// PostgreSQL refused a JSON document; nothing was written.
+    case invalidJSON(what: String, reason: String)
+    /// No saga with this id.
+    case sagaNotFound(String)
+    /// PostgreSQL reported an error, or the connection failed; the transaction was rolled back.
+    case database(message: String, sqlState: String?)
+
+    public var description: String {
+        switch self {
+        case .configuration(let message): return "store configuration: \(message)"
+        case .schemaTooNew(let database, let known):
+            return "the database schema is at version \(database), newer than this saga-orchestrator knows "
+                + "(\(known)): run a newer version, or restore a backup"
+        case .tooLarge(let what, let bytes, let limit):
+            return "\(what) is \(bytes) bytes, more than the limit of \(limit)"
+        case .invalidJSON(let what, let reason): return "\(what) is not valid JSON: \(reason)"
+        case .sagaNotFound(let id): return "no saga with id '\(id)'"
+        case .database(let message, let sqlState):
+            return "PostgreSQL: \(message)\(sqlState.map { " (SQLSTATE \($0))" } ?? "")"
+        }
+    }
+
+    /// Whether trying again may succeed: a lost connection, a serialization failure, a deadlock.
+    public var isTransient: Bool {
+        guard case .database(_, let state) = self else { return false }
+        guard let state else { return true }
+        return state.hasPrefix("08") || state == "40001" || state == "40P01" || state.hasPrefix("57P")
+    }
+
+    /// The store's error for anything a PostgreSQL call threw.
+    static func wrapping(_ error: any Error) -> SagaStoreError {
+        if let error = error as? SagaStoreError { return error }
+        if let error = error as? PSQLError {
+            let message = error.serverInfo?[.message] ?? "\(error.code)"
+            return .database(message: message, sqlState: error.serverInfo?[.sqlState])
+        }
+        if let error = error as? PostgresTransactionError {
+            if let closure = error.closureError { return wrapping(closure) }
+            if let commit = error.commitError { return wrapping(commit) }
+            if let begin = error.beginError { return wrapping(begin) }
+            if let rollback = error.rollbackError { return wrapping(rollback) }
+        }
+        return .database(message: "\(error)", sqlState: nil)
+    }
+}
+
+/// Every saga's state in PostgreSQL, through a pool of non-blocking connections.
+///
+/// The engine changes sagas only through ``applyBatch(_:now:compute:)`` and
+/// ``applyDueTimers(now:limit:compute:)``: one transaction per batch that records the inbox, locks
+/// the sagas concerned, lets a pure closure compute their new states, and writes states, history,
+/// timers, signals and outbox rows together. ``run()`` must run for the store to reach the server
+/// (it is a swift-service-lifecycle service).
+public final class SagaStore: Sendable {
+    let client: PostgresClient
+    let configuration: SagaStoreConfiguration
+    let logger: Logger
+    let encoder: JSONEncoder
+    let decoder: JSONDecoder
+
+    public init(configuration: SagaStoreConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        self.encoder = encoder
+        decoder = JSONDecoder()
+    }
+
+    /// Runs the connection pool until the task is cancelled.
+    public func run() async {
+        await client.run()
+    }
+
+    /// Runs `body` with a running store, and stops the store when `body` returns.
+    public static func withStore<Result: Sendable>(
+        configuration: SagaStoreConfiguration, logger: Logger, _ body: (SagaStore) async throws -> Result
+    ) async throws -> Result {
+        let store = SagaStore(configuration: configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            return try await body(store)
+        }
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    /// PostgreSQL's errors come out as ``SagaStoreError``; any other error `body` throws comes out
+    /// as it was thrown.
+    func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        } catch {
+            throw Self.unwrapped(error)
+        }
+    }
+
+    /// ``transaction(_:)`` for operations whose every error is the store's.
+    @discardableResult
+    func storeTransaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result)
+        async throws(SagaStoreError) -> Result
+    {
+        do {
+            return try await transaction(body)
+        } catch {
+            throw SagaStoreError.wrapping(error)
+        }
+    }
+
+    /// Runs `body` with a connection, outside a transaction.
+    @discardableResult
+    func connection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws(SagaStoreError)
+        -> Result
+    {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw SagaStoreError.wrapping(error)
+        }
+    }
+
+    /// The error to report for what a transaction threw: the closure's own error, PostgreSQL's as
+    /// a ``SagaStoreError``.
+    static func unwrapped(_ error: any Error) -> any Error {
+        if let error = error as? PostgresTransactionError {
+            if let closure = error.closureError { return unwrapped(closure) }
+            return SagaStoreError.wrapping(error)
+        }
+        if error is PSQLError { return SagaStoreError.wrapping(error) }
+        return error
+    }
+
+    /// The outbox relay lane of a saga: a stable hash of its id (FNV-1a), modulo the lane count.
+    public func outboxLane(of sagaID: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in sagaID.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return Int(hash % UInt64(max(1, configuration.outboxLanes)))
+    }
+
+    func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String) throws(SagaStoreError) -> String {
+        let data: Data
+        do {
+            data = try encoder.encode(value)
+        } catch {
+            throw .invalidJSON(what: what(), reason: "\(error)")
+        }
+        guard data.count <= configuration.maximumDocumentBytes else {
+            throw .tooLarge(what: what(), bytes: data.count, limit: configuration.maximumDocumentBytes)
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, from text: String, what: @autoclosure () -> String)
+        throws(SagaStoreError) -> T
+    {
+        do {
+            return try decoder.decode(type, from: Data(text.utf8))
+        } catch {
+            throw .invalidJSON(what: what(), reason: "\(error)")
+        }
+    }
+}
+
+extension SagaTimestamp {
+    /// The time as milliseconds for binding; SQL turns it into `timestamptz` with `to_timestamp`.
+    var milliseconds: Int64 { millisecondsSinceEpoch }
+
+    /// The time of `date`, to the millisecond.
+    public init(date: Date) {
+        self.init(millisecondsSinceEpoch: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+    }
+
+    /// The time as a `Date`.
+    public var date: Date { Date(timeIntervalSince1970: Double(millisecondsSinceEpoch) / 1000) }
+}

@@ -1,0 +1,558 @@
+import Foundation
+import PostgresNIO
+import SagaCore
+import SagaStore
+import Testing
+
+/// The store against the PostgreSQL server the test command started; each test in a database of
+/// its own.
+@Suite("Saga store", .enabled(if: StoreTestEnvironment.enabled))
+struct SagaStoreTests {
+    // MARK: migrations
+
+    @Test("migrations apply to an empty database, and a second run applies nothing")
+    func migrationsFromEmpty() async throws {
+        try await withDatabase { database in
+            try await database.withStore(migrated: false) { store in
+                let before = try await store.databaseSchemaVersion()
+                let first = try await store.migrate()
+                let second = try await store.migrate()
+                let after = try await store.databaseSchemaVersion()
+                #expect(before == 0)
+                #expect(first == SagaStore.migrations.map(\.version))
+                #expect(second == [])
+                #expect(after == SagaStore.schemaVersion)
+            }
+            for table in ["sagas", "saga_history", "saga_outbox", "saga_inbox", "saga_timers", "saga_pending_signals"] {
+                #expect(try await database.count("SELECT count(*)::int8 FROM \(table)") == 0)
+            }
+        }
+    }
+
+    @Test("two migrators starting together apply each migration once")
+    func concurrentMigrators() async throws {
+        try await withDatabase { database in
+            let results = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<4 {
+                    group.addTask { try await database.migrate() }
+                }
+                var all: [[Int]] = []
+                for try await applied in group { all.append(applied) }
+                return all
+            }
+            #expect(results.flatMap { $0 }.sorted() == SagaStore.migrations.map(\.version))
+            #expect(try await database.count("SELECT count(*)::int8 FROM saga_schema_migrations") == 1)
+        }
+    }
+
+    @Test("a database migrated by a newer version is refused with a clear message")
+    func newerDatabaseRefused() async throws {
+        try await withDatabase { database in
+            try await database.withStore { _ in }
+            try await database.run("INSERT INTO saga_schema_migrations (version, name) VALUES (99, 'from the future')")
+            try await database.withStore(migrated: false) { store in
+                let error = await #expect(throws: SagaStoreError.self) { try await store.migrate() }
+                #expect(error == .schemaTooNew(database: 99, known: SagaStore.schemaVersion))
+                #expect(error?.description.contains("newer than this saga-orchestrator knows") == true)
+            }
+        }
+    }
+
+    // MARK: batches
+
+    @Test("a batch writes state, history, timers and outbox; a duplicate message id is dropped")
+    func batchWithDuplicate() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                let (write, _) = Sagas.started("saga-1")
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
+                let inputs = [
+                    TestInput(messageID: "m-1", sagaID: "saga-1"), TestInput(messageID: "m-2", sagaID: "saga-1"),
+                    TestInput(messageID: "m-1", sagaID: "saga-1"),
+                ]
+                var seen: [String] = []
+                let outcome = try await store.applyBatch(inputs, now: Sagas.t0) { context in
+                    seen = context.inputs.compactMap(\.messageID)
+                    #expect(context.duplicates.count == 1)
+                    var record = try #require(context.sagas["saga-1"])
+                    record.instance.effectCounter += context.inputs.count
+                    return BatchWrites(sagas: [
+                        SagaWrite(
+                            record: record,
+                            history: [HistoryRecord(event: nil, effects: [], note: "two", at: Sagas.t0)],
+                            outbox: [OutboxMessage(topic: "t", key: "saga-1", payload: "p")])
+                    ])
+                }
+                #expect(seen == ["m-1", "m-2"])
+                #expect(outcome.duplicates == 1 && outcome.sagasWritten == 1 && outcome.outboxRows == 1)
+                // The same message again, in a later batch: dropped before the closure sees it.
+                let again = try await store.applyBatch([TestInput(messageID: "m-2", sagaID: "saga-1")], now: Sagas.t0) {
+                    context in
+                    #expect(context.inputs.isEmpty)
+                    return BatchWrites()
+                }
+                #expect(again.duplicates == 1)
+                let detail = try await store.saga("saga-1")
+                #expect(detail.record.revision == 2)
+                #expect(detail.record.instance.effectCounter == write.record.instance.effectCounter + 2)
+                #expect(detail.history.map(\.entry.note) == [nil, "two"])
+                #expect(detail.history.first?.entry.event == .start(input: ["order": "o-1"]))
+                #expect(
+                    try await database.count("SELECT count(*)::int8 FROM saga_timers WHERE saga_id = 'saga-1'") == 1)
+                #expect(try await database.count("SELECT count(*)::int8 FROM saga_outbox") == 2)
+                #expect(try await database.count("SELECT count(*)::int8 FROM saga_inbox") == 2)
+            }
+        }
+    }
+
+    @Test("concurrent transactions on one saga serialize: no update is lost")
+    func concurrentTransactionsSerialize() async throws {
+        try await withDatabase { database in
+            try await database.withStore(connections: 8) { store in
+                let (write, _) = Sagas.started("saga-1")
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
+                let start = write.record.instance.effectCounter
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<24 {
+                        group.addTask {
+                            try await store.applyBatch(
+                                [TestInput(messageID: "m-\(index)", sagaID: "saga-1")], now: Sagas.t0
+                            ) { context in
+                                var record = try #require(context.sagas["saga-1"])
+                                record.instance.effectCounter += 1
+                                return BatchWrites(sagas: [SagaWrite(record: record)])
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let detail = try await store.saga("saga-1")
+                #expect(detail.record.instance.effectCounter == start + 24)
+                #expect(detail.record.revision == 25)
+            }
+        }
+    }
+
+    @Test("batches that lock overlapping sagas in any order do not deadlock")
+    func overlappingBatches() async throws {
+        try await withDatabase { database in
+            try await database.withStore(connections: 8) { store in
+                let ids = try await Sagas.insert(6, into: store)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for round in 0..<12 {
+                        // Each batch names the sagas in a different order.
+                        let order = round.isMultiple(of: 2) ? ids : ids.reversed()
+                        group.addTask {
+                            let inputs = order.map { TestInput(sagaID: $0) }
+                            try await store.applyBatch(inputs, now: Sagas.t0) { context in
+                                BatchWrites(
+                                    sagas: context.sagas.values.map { record in
+                                        var record = record
+                                        record.instance.effectCounter += 1
+                                        return SagaWrite(record: record)
+                                    })
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                for id in ids { #expect(try await store.saga(id).record.revision == 13) }
+            }
+        }
+    }
+
+    @Test("a start key starts one saga, also when the same start arrives concurrently")
+    func startIdempotency() async throws {
+        try await withDatabase { database in
+            try await database.withStore(connections: 10) { store in
+                let key = StartKey(tenant: "acme", sagaType: "order", key: "order-42")
+                let ids = try await withThrowingTaskGroup(of: String.self) { group in
+                    for index in 0..<10 {
+                        group.addTask {
+                            var sagaID = ""
+                            try await store.applyBatch(
+                                [TestInput(messageID: "start-\(index)", startKey: key)], now: Sagas.t0
+                            ) { context in
+                                if let existing = context.existingStarts[key] {
+                                    sagaID = existing
+                                    #expect(context.sagas[existing] != nil, "the existing saga is locked and loaded")
+                                    return BatchWrites()
+                                }
+                                let (write, _) = Sagas.started(tenant: key.tenant, startKey: key.key)
+                                sagaID = write.record.id
+                                return BatchWrites(sagas: [write])
+                            }
+                            return sagaID
+                        }
+                    }
+                    var ids: [String] = []
+                    for try await id in group { ids.append(id) }
+                    return ids
+                }
+                #expect(Set(ids).count == 1)
+                #expect(try await store.sagaID(startedBy: key) == ids.first)
+                #expect(try await database.count("SELECT count(*)::int8 FROM sagas") == 1)
+                // Another tenant's same key is another saga.
+                #expect(
+                    try await store.sagaID(startedBy: StartKey(tenant: "other", sagaType: "order", key: "order-42"))
+                        == nil)
+            }
+        }
+    }
+
+    @Test("signals for a saga not started yet wait for its start key, and expire")
+    func pendingSignals() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                let key = StartKey(sagaType: "order", key: "o-7")
+                let early = PendingSignal(
+                    target: key, signal: SignalDelivery(id: "s-1", name: "approval", payload: ["approved": true]),
+                    receivedAt: Sagas.t0, expiresAt: Sagas.t0 + .hours(1))
+                var stale = early
+                stale.target = StartKey(sagaType: "order", key: "o-8")
+                stale.signal.id = "s-2"
+                stale.expiresAt = Sagas.t0 + .seconds(1)
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in
+                    BatchWrites(pendSignals: [early, stale, early])  // the repeat is ignored by signal id
+                }
+                #expect(try await database.count("SELECT count(*)::int8 FROM saga_pending_signals") == 2)
+                try await store.applyBatch([TestInput(messageID: "start", startKey: key)], now: Sagas.t0) { context in
+                    let pending = context.pendingSignals[key] ?? []
+                    #expect(pending.map(\.signal) == [early.signal])
+                    let (write, _) = Sagas.started(startKey: key.key)
+                    return BatchWrites(sagas: [write], consumedPendingSignals: pending.map(\.id))
+                }
+                let expired = try await store.expirePendingSignals(now: Sagas.t0 + .minutes(1))
+                #expect(expired.map(\.signal.id) == ["s-2"])
+                #expect(try await database.count("SELECT count(*)::int8 FROM saga_pending_signals") == 0)
+            }
+        }
+    }
+
+    // MARK: timers
+
+    @Test("timer claimers running together never get the same timer, and every due timer fires once")
+    func timerClaimers() async throws {
+        try await withDatabase { database in
+            try await database.withStore(connections: 8) { store in
+                let ids = try await Sagas.insert(200, into: store)
+                // Every saga has its attempt timer, due 30 s after its start.
+                let now = Sagas.t0 + .minutes(5)
+                let all = try await withThrowingTaskGroup(of: [String].self) { group in
+                    for _ in 0..<4 {
+                        group.addTask {
+                            var fired: [String] = []
+                            while true {
+                                let outcome = try await store.applyDueTimers(now: now, limit: 7) { context in
+                                    fired += context.timers.map { "\($0.sagaID)/\($0.timerID)" }
+                                    return BatchWrites(
+                                        sagas: context.timers.map { timer in
+                                            var record = context.sagas[timer.sagaID]!
+                                            record.instance.timers.removeAll { $0.id == timer.timerID }
+                                            return SagaWrite(record: record)
+                                        })
+                                }
+                                if outcome.timersFired == 0 {
+                                    let left = try await database.count("SELECT count(*)::int8 FROM saga_timers")
+                                    if left == 0 { return fired }
+                                }
+                            }
+                        }
+                    }
+                    var all: [String] = []
+                    for try await fired in group { all += fired }
+                    return all
+                }
+                #expect(all.count == ids.count)
+                #expect(Set(all).count == ids.count)
+            }
+        }
+    }
+
+    @Test("timers not yet due stay; a timer whose saga no longer holds it is dropped")
+    func timersNotDueAndStale() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                let (write, _) = Sagas.started("saga-1")
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
+                let early = try await store.applyDueTimers(now: Sagas.t0 + .seconds(1)) { _ in
+                    Issue.record("nothing is due yet")
+                    return BatchWrites()
+                }
+                #expect(early.timersFired == 0)
+                // The saga's state drops its timer behind the store's back: the row is stale.
+                try await database.run(
+                    "UPDATE sagas SET state = jsonb_set(state, '{timers}', '[]'::jsonb) WHERE id = 'saga-1'")
+                let late = try await store.applyDueTimers(now: Sagas.t0 + .hours(1)) { context in
+                    #expect(context.timers.count == 1)
+                    return BatchWrites()  // the machine would note a stale timer and change nothing
+                }
+                #expect(late.timersFired == 1)
+                #expect(try await database.count("SELECT count(*)::int8 FROM saga_timers") == 0)
+            }
+        }
+    }
+
+    // MARK: outbox
+
+    @Test("the outbox gives each saga's messages in the order they were written")
+    func outboxOrder() async throws {
+        try await withDatabase { database in
+            try await database.withStore(connections: 6) { store in
+                let ids = try await Sagas.insert(5, into: store)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for id in ids {
+                        group.addTask {
+                            for round in 0..<10 {
+                                try await store.applyBatch([TestInput(sagaID: id)], now: Sagas.t0) { context in
+                                    let record = context.sagas[id]!
+                                    let messages = (0..<3).map {
+                                        OutboxMessage(
+                                            topic: "t", key: id, headers: ["n": "\(round * 3 + $0)"],
+                                            payload: "\(round * 3 + $0)")
+                                    }
+                                    return BatchWrites(sagas: [SagaWrite(record: record, outbox: messages)])
+                                }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let rows = try await store.outbox(lanes: Array(0..<16), limit: 1_000)
+                #expect(rows.count == 5 * 31)
+                for id in ids {
+                    let numbers = rows.filter { $0.sagaID == id && $0.message.payload != "{\"started\":\"\(id)\"}" }
+                        .map { Int($0.message.payload)! }
+                    #expect(numbers == Array(0..<30))
+                    #expect(Set(rows.filter { $0.sagaID == id }.map(\.lane)) == [store.outboxLane(of: id)])
+                }
+                #expect(rows.map(\.id) == rows.map(\.id).sorted())
+                #expect(rows.first { $0.message.headers["n"] == "7" } != nil)
+                try await store.deleteOutbox(ids: rows.prefix(100).map(\.id))
+                #expect(
+                    try await store.outbox(lanes: Array(0..<16), limit: 1_000).map(\.id)
+                        == rows.dropFirst(100).map(\.id))
+                let backlog = try await store.outboxBacklog(now: .init(date: Date()))
+                #expect(backlog.rows == rows.count - 100)
+            }
+        }
+    }
+
+    // MARK: reads
+
+    @Test("keyset pagination returns every saga exactly once while new sagas are inserted")
+    func paginationWhileInserting() async throws {
+        try await withDatabase { database in
+            try await database.withStore(connections: 6) { store in
+                let before = try await Sagas.insert(250, into: store)
+                let inserter = Task {
+                    for round in 0..<10 {
+                        try await Sagas.insert(
+                            10, into: store, from: Sagas.t0 + .milliseconds(Int64(100 + round * 37)))
+                    }
+                }
+                var listed: [String] = []
+                var query = SagaQuery()
+                query.limit = 20
+                repeat {
+                    let page = try await store.sagas(query)
+                    listed += page.sagas.map(\.id)
+                    query.after = page.next
+                } while query.after != nil
+                try await inserter.value
+                #expect(listed.count == Set(listed).count, "no saga is listed twice")
+                #expect(Set(before).isSubset(of: Set(listed)), "every saga there before is listed")
+            }
+        }
+    }
+
+    @Test("listings filter by status, type, tenant, creation time and what the saga waits for")
+    func listingFilters() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                let acme = try await Sagas.insert(3, into: store, tenant: "acme")
+                _ = try await Sagas.insert(2, into: store, from: Sagas.t0 + .seconds(10), tenant: "other")
+                var query = SagaQuery()
+                query.tenant = "acme"
+                #expect(try await store.sagas(query).sagas.map(\.id) == acme)
+                query = SagaQuery()
+                query.statuses = [.running]
+                query.waitingFor = "reply"
+                query.sagaType = "order"
+                #expect(try await store.sagas(query).sagas.count == 5)
+                query.waitingFor = "signal"
+                #expect(try await store.sagas(query).sagas.isEmpty)
+                query = SagaQuery()
+                query.createdFrom = Sagas.t0 + .seconds(5)
+                #expect(try await store.sagas(query).sagas.map(\.tenant) == ["other", "other"])
+                query = SagaQuery()
+                query.createdBefore = Sagas.t0 + .seconds(5)
+                query.statuses = [.completed]
+                #expect(try await store.sagas(query).sagas.isEmpty)
+                let first = try #require(try await store.sagas(SagaQuery()).sagas.first)
+                #expect(first.waitingDetail == "reply from step 'reserve' attempt 1")
+                #expect(first.waitUntil == Sagas.t0 + .seconds(30))
+            }
+        }
+    }
+
+    @Test("a saga that does not exist is reported by its id")
+    func missingSaga() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                await #expect(throws: SagaStoreError.sagaNotFound("nope")) { _ = try await store.saga("nope") }
+            }
+        }
+    }
+
+    @Test("old inbox entries are pruned")
+    func inboxPruning() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                try await store.applyBatch((0..<5).map { TestInput(messageID: "m-\($0)") }, now: Sagas.t0) { _ in
+                    BatchWrites()
+                }
+                try await database.run(
+                    "UPDATE saga_inbox SET received_at = now() - interval '8 days' WHERE message_id IN ('m-0', 'm-1')")
+                let cutoff = SagaTimestamp(date: Date().addingTimeInterval(-7 * 86_400))
+                #expect(try await store.pruneInbox(receivedBefore: cutoff) == 2)
+                #expect(try await database.count("SELECT count(*)::int8 FROM saga_inbox") == 3)
+            }
+        }
+    }
+
+    // MARK: faults and bad input
+
+    @Test("a connection lost in the middle of a batch leaves nothing written; the batch can be retried")
+    func lostConnection() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                let (write, _) = Sagas.started("saga-1")
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
+                let input = TestInput(messageID: "m-1", sagaID: "saga-1")
+                // Another transaction holds the saga's row, so the batch stops in the middle: its
+                // inbox row written, waiting for the lock. Its connection is terminated there.
+                let (locked, lockedNow) = AsyncStream<Void>.makeStream()
+                let (release, releaseNow) = AsyncStream<Void>.makeStream()
+                defer { releaseNow.finish() }
+                let holder = Task {
+                    defer { lockedNow.finish() }
+                    try await SQL.withClient(database.configuration) { client in
+                        try await client.withTransaction(logger: StoreTestEnvironment.logger) { connection in
+                            _ = try await connection.query(
+                                "SELECT id FROM sagas WHERE id = 'saga-1' FOR UPDATE",
+                                logger: StoreTestEnvironment.logger)
+                            lockedNow.yield()
+                            for await _ in release { break }
+                        }
+                    }
+                }
+                var iterator = locked.makeAsyncIterator()
+                try #require(await iterator.next() != nil, "the other transaction holds the saga")
+                let batch = Task {
+                    try await store.applyBatch([input], now: Sagas.t0) { context in
+                        var record = context.sagas["saga-1"]!
+                        record.instance.effectCounter += 100
+                        return BatchWrites(sagas: [
+                            SagaWrite(record: record, outbox: [OutboxMessage(topic: "t", key: "saga-1", payload: "x")])
+                        ])
+                    }
+                }
+                let terminate = """
+                    SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity
+                    WHERE datname = '\(database.configuration.database)' AND wait_event_type = 'Lock'
+                    """
+                do {
+                    try await withDeadline(.seconds(30), "the batch to wait for the lock, and be terminated") {
+                        while try await database.count(terminate) == 0 {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                } catch {
+                    releaseNow.finish()
+                    _ = try? await batch.value
+                    throw error
+                }
+                let error = await #expect(throws: SagaStoreError.self) { try await batch.value }
+                #expect(error?.isTransient == true, "\(String(describing: error))")
+                releaseNow.finish()
+                try await holder.value
+                let inbox = try await database.count("SELECT count(*)::int8 FROM saga_inbox")
+                let outbox = try await database.count("SELECT count(*)::int8 FROM saga_outbox")
+                let revision = try await store.saga("saga-1").record.revision
+                #expect(inbox == 0 && outbox == 1 && revision == 1)
+                // The same batch again goes through.
+                let outcome = try await store.applyBatch([input], now: Sagas.t0) { context in
+                    #expect(context.inputs.count == 1)
+                    return BatchWrites(sagas: [SagaWrite(record: context.sagas["saga-1"]!)])
+                }
+                #expect(outcome.sagasWritten == 1 && outcome.duplicates == 0)
+            }
+        }
+    }
+
+    @Test("a state or message over the configured limit is refused, naming it; nothing is written")
+    func oversized() async throws {
+        try await withDatabase { database in
+            try await database.withStore(maximumDocumentBytes: 4_096, maximumMessageBytes: 1_024) { store in
+                let big = JSONValue.string(String(repeating: "x", count: 5_000))
+                let (huge, _) = Sagas.started("saga-big", input: ["blob": big])
+                let error = await #expect(throws: SagaStoreError.self) {
+                    try await store.applyBatch([TestInput(messageID: "m-1")], now: Sagas.t0) { _ in
+                        BatchWrites(sagas: [huge])
+                    }
+                }
+                guard case .tooLarge(let what, let bytes, 4_096)? = error else {
+                    Issue.record("unexpected \(String(describing: error))")
+                    return
+                }
+                #expect(what == "the state of saga saga-big" && bytes > 5_000)
+                var (write, _) = Sagas.started("saga-2")
+                write.outbox = [OutboxMessage(topic: "t", key: "saga-2", payload: String(repeating: "y", count: 2_000))]
+                await #expect(throws: SagaStoreError.self) {
+                    try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
+                }
+                let sagas = try await database.count("SELECT count(*)::int8 FROM sagas")
+                let inbox = try await database.count("SELECT count(*)::int8 FROM saga_inbox")
+                #expect(sagas == 0 && inbox == 0)
+            }
+        }
+    }
+
+    @Test("invalid JSON for a jsonb column is refused with PostgreSQL's reason")
+    func invalidJSON() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                try await store.saveDefinition(name: "order", version: 1, json: #"{"name":"order","version":1}"#)
+                #expect(try await store.definition(name: "order", version: 1) == #"{"name": "order", "version": 1}"#)
+                let error = await #expect(throws: SagaStoreError.self) {
+                    try await store.saveDefinition(name: "order", version: 2, json: #"{"name": "order", "#)
+                }
+                guard case .invalidJSON(let what, let reason)? = error else {
+                    Issue.record("unexpected \(String(describing: error))")
+                    return
+                }
+                #expect(what == "definition order v2")
+                #expect(reason.contains("invalid input syntax for type json"))
+                #expect(try await store.definition(name: "order", version: 2) == nil)
+            }
+        }
+    }
+
+    @Test("the PostgreSQL URL is read with its parts, and a bad one is refused naming the problem")
+    func urls() throws {
+        let configuration = try SagaStoreConfiguration(
+            url: "postgres://saga:s%40cret@db.example.com:6432/sagas?sslmode=verify-full")
+        #expect(configuration.host == "db.example.com" && configuration.port == 6432)
+        #expect(configuration.username == "saga" && configuration.password == "s@cret")
+        #expect(configuration.database == "sagas" && configuration.tlsMode == .verifyFull)
+        #expect(throws: SagaStoreError.configuration("the PostgreSQL URL names no database")) {
+            try SagaStoreConfiguration(url: "postgres://saga@localhost")
+        }
+        #expect(throws: SagaStoreError.self) { try SagaStoreConfiguration(url: "mysql://a@b/c") }
+        let error = #expect(throws: SagaStoreError.self) {
+            try SagaStoreConfiguration(url: "postgres://a:secret@b/c?sslmode=sometimes")
+        }
+        #expect(error?.description.contains("secret") == false)
+    }
+}
