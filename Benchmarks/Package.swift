@@ -34,6 +34,17 @@ let package = Package(
             ],
             swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")]
         ),
+        // Saga transitions per second through SagaStore at several batch sizes, run with pgbench
+        // on the same server by scripts/bench-store.sh.
+        .executableTarget(
+            name: "store-throughput",
+            dependencies: [
+                .product(name: "SagaStore", package: "saga-orchestrator"),
+                .product(name: "SagaCore", package: "saga-orchestrator"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")]
+        ),
         .executableTarget(
             name: "SagaCoreBenchmarks",
             dependencies: [

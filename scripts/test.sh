@@ -3,7 +3,8 @@
 # checks formatting, runs every test against the brokers it starts, and stops what it started:
 #
 #   1. every test, with librdkafka's mock cluster (in the test process, or the kafka-mock-broker
-#      executable the tests launch) and Debian's librdkafka;
+#      executable the tests launch) and Debian's librdkafka, and PostgreSQL (Debian's, started in a
+#      temporary data directory by deploy/local/postgres.sh; each store test makes a database);
 #   2. the Kafka tests again against Tansu, an independent Kafka-compatible broker, with a current
 #      librdkafka (both from PyPI wheels; see deploy/local/tansu.sh);
 #   3. the definition schema against the examples, and a build of the benchmarks.
@@ -18,8 +19,11 @@ log() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 total_tests=0
 
+postgres_dir="${TMPDIR:-/tmp}/saga-postgres-test-$$"
+
 cleanup() {
     deploy/local/tansu.sh stop "$PWD/.local/tansu-test" >/dev/null 2>&1 || true
+    deploy/local/postgres.sh stop "$postgres_dir" >/dev/null 2>&1 || true
     rm -f "${output:-}"
 }
 trap cleanup EXIT
@@ -59,7 +63,12 @@ swift format lint --strict --recursive Sources Tests Benchmarks/Benchmarks Bench
 log "Build (warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors
 
-log "Tests (mock cluster, librdkafka $(pkg-config --modversion rdkafka))"
+log "PostgreSQL"
+POSTGRES_URL=$(deploy/local/postgres.sh start "$postgres_dir")
+export POSTGRES_URL
+echo "PostgreSQL at ${POSTGRES_URL%%:*}://…@${POSTGRES_URL##*@}"
+
+log "Tests (mock cluster, librdkafka $(pkg-config --modversion rdkafka); PostgreSQL)"
 run_tests
 
 if [ "${SKIP_INTEROP:-0}" = 1 ] && [ "${CI:-}" != true ]; then

@@ -87,7 +87,7 @@ extension SagaStore {
                     (Int64, String, String, String, String, String, String, Int64, Int64).self)
                 {
                     let target = StartKey(tenant: row.1, sagaType: row.2, key: row.3)
-                    let payload = try self.decode(JSONValue.self, from: row.6, what: "pending signal \(row.4)")
+                    let payload = try self.json(from: row.6, what: "the payload of pending signal \(row.4)")
                     var signal = PendingSignal(
                         target: target, signal: SignalDelivery(id: row.4, name: row.5, payload: payload),
                         receivedAt: SagaTimestamp(millisecondsSinceEpoch: row.7),
@@ -183,7 +183,7 @@ extension SagaStore {
         for try await (id, tenant, startKey, priority, revision, state) in rows.decode(
             (String, String, String?, Int, Int64, String).self)
         {
-            let instance = try decode(SagaInstance.self, from: state, what: "the state of saga \(id)")
+            let instance = try self.instance(from: state, id: id)
             var record = SagaRecord(instance: instance, tenant: tenant, startKey: startKey, priority: priority)
             record.revision = revision
             sagas[id] = record
@@ -209,7 +209,7 @@ extension SagaStore {
 
         for write in writes.sagas {
             let record = write.record
-            let state = try encode(record.instance, what: "the state of saga \(record.id)")
+            let state = try self.state(of: record.instance)
             if loaded[record.id] == nil {
                 inserts.append(record, state: state)
             } else {
@@ -218,13 +218,16 @@ extension SagaStore {
             for entry in write.history {
                 historySagas.append(record.id)
                 historyTimes.append(entry.at.milliseconds)
-                historyEntries.append(try encode(entry, what: "a history entry of saga \(record.id)"))
+                historyEntries.append(try document(entry.entry, what: "a history entry of saga \(record.id)"))
             }
             for message in write.outbox {
                 try outbox.append(message, sagaID: record.id, lane: outboxLane(of: record.id), store: self)
             }
-            timerSagas.append(record.id)
-            timerRows.append(record.instance)
+            // The timer rows mirror the state's timers: rewritten only when those changed.
+            if loaded[record.id]?.instance.timers != record.instance.timers {
+                timerSagas.append(record.id)
+                timerRows.append(record.instance)
+            }
         }
         for message in writes.outbox {
             let owner = message.key ?? ""
@@ -314,7 +317,8 @@ extension SagaStore {
                 keys.append(pending.target.key)
                 signalIDs.append(pending.signal.id)
                 names.append(pending.signal.name)
-                payloads.append(try encode(pending.signal.payload, what: "the payload of signal \(pending.signal.id)"))
+                payloads.append(
+                    try document(pending.signal.payload, what: "the payload of signal \(pending.signal.id)"))
                 received.append(pending.receivedAt.milliseconds)
                 expires.append(pending.expiresAt.milliseconds)
             }
@@ -402,7 +406,7 @@ struct OutboxColumns {
     var payloads: [String] = []
 
     mutating func append(_ message: OutboxMessage, sagaID: String, lane: Int, store: SagaStore) throws(SagaStoreError) {
-        let headerText = try store.encode(message.headers, what: "the headers of a message to \(message.topic)")
+        let headerText = JSONValue.object(message.headers.mapValues { .string($0) }).jsonText
         let size = message.payload.utf8.count + (message.key?.utf8.count ?? 0) + headerText.utf8.count
         let limit = store.configuration.maximumMessageBytes
         guard size <= limit else {

@@ -36,7 +36,7 @@ extension SagaStore {
             for try await (tenant, startKey, priority, revision, state, created, updated) in rows.decode(
                 (String, String?, Int, Int64, String, Int64, Int64).self)
             {
-                let instance = try self.decode(SagaInstance.self, from: state, what: "the state of saga \(id)")
+                let instance = try self.instance(from: state, id: id)
                 var record = SagaRecord(instance: instance, tenant: tenant, startKey: startKey, priority: priority)
                 record.revision = revision
                 found = SagaDetail(
@@ -45,11 +45,15 @@ extension SagaStore {
             }
             guard var detail = found else { throw SagaStoreError.sagaNotFound(id) }
             let history = try await connection.query(
-                "SELECT sequence, entry::text FROM saga_history WHERE saga_id = \(id) ORDER BY sequence",
+                """
+                SELECT sequence, (extract(epoch FROM at) * 1000)::int8, entry::text FROM saga_history
+                WHERE saga_id = \(id) ORDER BY sequence
+                """,
                 logger: logger)
-            for try await (sequence, entry) in history.decode((Int64, String).self) {
-                let record = try self.decode(HistoryRecord.self, from: entry, what: "history entry \(sequence)")
-                detail.history.append((sequence, record))
+            for try await (sequence, at, entry) in history.decode((Int64, Int64, String).self) {
+                let document = try self.json(from: entry, what: "history entry \(sequence) of saga \(id)")
+                detail.history.append(
+                    (sequence, HistoryRecord(at: SagaTimestamp(millisecondsSinceEpoch: at), entry: document)))
             }
             return detail
         }
@@ -133,7 +137,8 @@ extension SagaStore {
     public func outbox(lanes: [Int], limit: Int) async throws -> [OutboxRow] {
         let logger = self.logger
         let decodeHeaders = { (text: String) throws(SagaStoreError) -> [String: String] in
-            try self.decode([String: String].self, from: text, what: "outbox headers")
+            guard case .object(let members) = try self.json(from: text, what: "outbox headers") else { return [:] }
+            return members.compactMapValues(\.stringValue)
         }
         return try await connection { connection in
             let rows = try await connection.query(
@@ -225,7 +230,7 @@ extension SagaStore {
             for try await row in rows.decode(
                 (Int64, String, String, String, String, String, String, Int64, Int64).self)
             {
-                let payload = try self.decode(JSONValue.self, from: row.6, what: "pending signal \(row.4)")
+                let payload = try self.json(from: row.6, what: "the payload of pending signal \(row.4)")
                 var signal = PendingSignal(
                     target: StartKey(tenant: row.1, sagaType: row.2, key: row.3),
                     signal: SignalDelivery(id: row.4, name: row.5, payload: payload),

@@ -163,17 +163,11 @@ public final class SagaStore: Sendable {
     let client: PostgresClient
     let configuration: SagaStoreConfiguration
     let logger: Logger
-    let encoder: JSONEncoder
-    let decoder: JSONDecoder
 
     public init(configuration: SagaStoreConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        self.encoder = encoder
-        decoder = JSONDecoder()
     }
 
     /// Runs the connection pool until the task is cancelled.
@@ -249,26 +243,40 @@ public final class SagaStore: Sendable {
         return Int(hash % UInt64(max(1, configuration.outboxLanes)))
     }
 
-    func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String) throws(SagaStoreError) -> String {
-        let data: Data
-        do {
-            data = try encoder.encode(value)
-        } catch {
-            throw .invalidJSON(what: what(), reason: "\(error)")
-        }
-        guard data.count <= configuration.maximumDocumentBytes else {
-            throw .tooLarge(what: what(), bytes: data.count, limit: configuration.maximumDocumentBytes)
-        }
-        return String(decoding: data, as: UTF8.self)
+    /// `value` as JSON text, refused when larger than the configured limit.
+    func document(_ value: JSONValue, what: @autoclosure () -> String) throws(SagaStoreError) -> String {
+        try limited(value.jsonText, what: what())
     }
 
-    func decode<T: Decodable>(_ type: T.Type, from text: String, what: @autoclosure () -> String)
-        throws(SagaStoreError) -> T
-    {
+    /// `text`, refused when larger than the configured limit for documents.
+    func limited(_ text: String, what: @autoclosure () -> String) throws(SagaStoreError) -> String {
+        let size = text.utf8.count
+        guard size <= configuration.maximumDocumentBytes else {
+            throw .tooLarge(what: what(), bytes: size, limit: configuration.maximumDocumentBytes)
+        }
+        return text
+    }
+
+    /// A saga's state as stored.
+    func state(of instance: SagaInstance) throws(SagaStoreError) -> String {
+        try limited(instance.jsonText, what: "the state of saga \(instance.id)")
+    }
+
+    /// A saga's state from its stored text.
+    func instance(from text: String, id: String) throws(SagaStoreError) -> SagaInstance {
         do {
-            return try decoder.decode(type, from: Data(text.utf8))
+            return try SagaInstance(jsonText: text)
         } catch {
-            throw .invalidJSON(what: what(), reason: "\(error)")
+            throw .invalidJSON(what: "the state of saga \(id)", reason: error.description)
+        }
+    }
+
+    /// A JSON document from its stored text.
+    func json(from text: String, what: @autoclosure () -> String) throws(SagaStoreError) -> JSONValue {
+        do {
+            return try JSONValue(parsing: text)
+        } catch {
+            throw .invalidJSON(what: what(), reason: error.description)
         }
     }
 }

@@ -84,22 +84,17 @@ public struct OutboxRow: Sendable, Hashable {
     public var createdAt: Date
 }
 
-/// One entry of a saga's timeline: an event and the effects it had.
-public struct HistoryRecord: Sendable, Hashable, Codable {
-    /// The event, when the entry records one (a start, a reply, a signal, a timer, a request).
-    public var event: SagaEvent?
-    /// The effects of the transition.
-    public var effects: [SagaEffect]
-    /// A note for people, e.g. "duplicate message m-17 ignored".
-    public var note: String?
+/// One entry of a saga's timeline, as the engine records it: when, and what (the event, its
+/// effects, a note), as a JSON document.
+public struct HistoryRecord: Sendable, Hashable {
     /// When it happened.
     public var at: SagaTimestamp
+    /// What happened.
+    public var entry: JSONValue
 
-    public init(event: SagaEvent?, effects: [SagaEffect], note: String? = nil, at: SagaTimestamp) {
-        self.event = event
-        self.effects = effects
-        self.note = note
+    public init(at: SagaTimestamp, entry: JSONValue) {
         self.at = at
+        self.entry = entry
     }
 }
 

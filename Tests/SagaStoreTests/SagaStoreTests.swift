@@ -79,7 +79,7 @@ struct SagaStoreTests {
                     return BatchWrites(sagas: [
                         SagaWrite(
                             record: record,
-                            history: [HistoryRecord(event: nil, effects: [], note: "two", at: Sagas.t0)],
+                            history: [HistoryRecord(at: Sagas.t0, entry: ["note": "two"])],
                             outbox: [OutboxMessage(topic: "t", key: "saga-1", payload: "p")])
                     ])
                 }
@@ -95,8 +95,9 @@ struct SagaStoreTests {
                 let detail = try await store.saga("saga-1")
                 #expect(detail.record.revision == 2)
                 #expect(detail.record.instance.effectCounter == write.record.instance.effectCounter + 2)
-                #expect(detail.history.map(\.entry.note) == [nil, "two"])
-                #expect(detail.history.first?.entry.event == .start(input: ["order": "o-1"]))
+                #expect(detail.history.map(\.entry.entry["note"]) == [nil, "two"])
+                #expect(detail.history.first?.entry.entry["event"] == "start")
+                #expect(detail.history.first?.entry.at == Sagas.t0)
                 #expect(
                     try await database.count("SELECT count(*)::int8 FROM saga_timers WHERE saga_id = 'saga-1'") == 1)
                 #expect(try await database.count("SELECT count(*)::int8 FROM saga_outbox") == 2)

@@ -153,7 +153,8 @@ enum Sagas {
         let transition = SagaMachine.start(id: id, definition: definition, input: input, now: now)
         let record = SagaRecord(instance: transition.saga, tenant: tenant, startKey: startKey)
         let write = SagaWrite(
-            record: record, history: [HistoryRecord(event: .start(input: input), effects: transition.effects, at: now)],
+            record: record,
+            history: [HistoryRecord(at: now, entry: ["event": "start", "effects": .integer(Int64(transition.effects.count))])],
             outbox: [OutboxMessage(topic: "saga.events", key: id, payload: "{\"started\":\"\(id)\"}")])
         return (write, transition.effects)
     }

@@ -1,0 +1,404 @@
+/// Why a stored saga state could not be read: the path of the field and what was wrong.
+public struct SagaStateDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Where, e.g. `steps[2].status`.
+    public var path: String
+    public var message: String
+
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+}
+
+extension SagaInstance {
+    /// The state as compact JSON text: the document its `Codable` form gives (the same keys and
+    /// values; either reads what the other wrote), written without Foundation's encoder, which
+    /// costs several times more on every transition the engine stores.
+    public var jsonText: String {
+        var writer = JSONTextWriter(capacity: 1_024)
+        writer.write(self)
+        return writer.text
+    }
+
+    /// Reads a state written by ``jsonText`` or by the `Codable` form.
+    public init(jsonText: String) throws(SagaStateDecodingError) {
+        let value: JSONValue
+        do {
+            value = try JSONValue(parsing: jsonText)
+        } catch {
+            throw SagaStateDecodingError(path: "", message: "not JSON: \(error)")
+        }
+        try self.init(json: Fields(value, path: ""))
+    }
+
+    init(json: Fields) throws(SagaStateDecodingError) {
+        var steps: [StepState] = []
+        for (index, step) in try json.array("steps").enumerated() {
+            steps.append(try StepState(json: Fields(step, path: "steps[\(index)]")))
+        }
+        var buffered: [BufferedSignal] = []
+        for (index, signal) in try json.array("bufferedSignals").enumerated() {
+            let fields = try Fields(signal, path: "bufferedSignals[\(index)]")
+            buffered.append(
+                BufferedSignal(
+                    id: try fields.string("id"), name: try fields.string("name"), payload: try fields.value("payload"),
+                    receivedAt: try fields.timestamp("receivedAt")))
+        }
+        var timers: [SagaTimer] = []
+        for (index, timer) in try json.array("timers").enumerated() {
+            let fields = try Fields(timer, path: "timers[\(index)]")
+            timers.append(
+                SagaTimer(
+                    kind: try fields.enumeration("kind"), step: try fields.optionalString("step"),
+                    action: try fields.optionalEnumeration("action"), attempt: try fields.optionalInt("attempt"),
+                    dueAt: try fields.timestamp("dueAt")))
+        }
+        var compensation: CompensationState?
+        if let fields = try json.optionalObject("compensation") {
+            compensation = CompensationState(
+                reason: try fields.string("reason"), plan: try fields.strings("plan"),
+                position: try fields.int("position"), outcome: try fields.enumeration("outcome"))
+        }
+        var failure: SagaFailure?
+        if let fields = try json.optionalObject("failure") {
+            failure = SagaFailure(
+                phase: try fields.enumeration("phase"), step: try fields.string("step"),
+                error: try StepError(json: try fields.object("error")))
+        }
+        self.init(
+            id: try json.string("id"), definitionName: try json.string("definitionName"),
+            definitionVersion: try json.int("definitionVersion"), status: try json.enumeration("status"),
+            input: try json.value("input"), cursor: try json.int("cursor"), steps: steps,
+            results: try json.members("results"), signals: try json.members("signals"),
+            seenSignalIDs: Set(try json.strings("seenSignalIDs")), bufferedSignals: buffered, timers: timers,
+            compensation: compensation, pastPivot: try json.bool("pastPivot"), failure: failure,
+            effectCounter: try json.int("effectCounter"), createdAt: try json.timestamp("createdAt"),
+            updatedAt: try json.timestamp("updatedAt"))
+    }
+}
+
+extension StepState {
+    init(json: Fields) throws(SagaStateDecodingError) {
+        self.init(name: try json.string("name"))
+        status = try json.enumeration("status")
+        attempt = try json.int("attempt")
+        attemptBudgetStart = try json.int("attemptBudgetStart")
+        compensationAttempt = try json.int("compensationAttempt")
+        compensationBudgetStart = try json.int("compensationBudgetStart")
+        executeGeneration = try json.int("executeGeneration")
+        compensateGeneration = try json.int("compensateGeneration")
+        inFlight = try json.optionalInt("inFlight")
+        mayHaveTakenEffect = try json.bool("mayHaveTakenEffect")
+        effectOrder = try json.optionalInt("effectOrder")
+        lastError = try json.optionalObject("lastError").map { fields throws(SagaStateDecodingError) in
+            try StepError(json: fields)
+        }
+        startedAt = try json.optionalTimestamp("startedAt")
+        finishedAt = try json.optionalTimestamp("finishedAt")
+    }
+}
+
+extension StepError {
+    init(json: Fields) throws(SagaStateDecodingError) {
+        self.init(code: try json.string("code"), message: try json.string("message"), retryable: try json.bool("retryable"))
+    }
+}
+
+/// The members of a JSON object being read into a state, with the path for error messages.
+struct Fields {
+    let members: [String: JSONValue]
+    let path: String
+
+    init(_ value: JSONValue, path: String) throws(SagaStateDecodingError) {
+        guard case .object(let members) = value else {
+            throw SagaStateDecodingError(path: path, message: "expected an object, found \(value.typeName)")
+        }
+        self.members = members
+        self.path = path
+    }
+
+    func at(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func value(_ key: String) throws(SagaStateDecodingError) -> JSONValue {
+        guard let value = members[key] else { throw SagaStateDecodingError(path: at(key), message: "missing") }
+        return value
+    }
+
+    /// The member, or `nil` when it is missing or null (as `decodeIfPresent` reads it).
+    func optional(_ key: String) -> JSONValue? {
+        guard let value = members[key], value != .null else { return nil }
+        return value
+    }
+
+    func mismatch(_ key: String, _ expected: String, _ found: JSONValue) -> SagaStateDecodingError {
+        SagaStateDecodingError(path: at(key), message: "expected \(expected), found \(found.typeName)")
+    }
+
+    func string(_ key: String) throws(SagaStateDecodingError) -> String {
+        let value = try value(key)
+        guard case .string(let string) = value else { throw mismatch(key, "a string", value) }
+        return string
+    }
+
+    func optionalString(_ key: String) throws(SagaStateDecodingError) -> String? {
+        guard let value = optional(key) else { return nil }
+        guard case .string(let string) = value else { throw mismatch(key, "a string", value) }
+        return string
+    }
+
+    func int(_ key: String) throws(SagaStateDecodingError) -> Int {
+        try integer(key, try value(key))
+    }
+
+    func optionalInt(_ key: String) throws(SagaStateDecodingError) -> Int? {
+        guard let value = optional(key) else { return nil }
+        return try integer(key, value)
+    }
+
+    func integer(_ key: String, _ value: JSONValue) throws(SagaStateDecodingError) -> Int {
+        switch value {
+        case .integer(let number): return Int(number)
+        case .double(let number) where number.rounded() == number && abs(number) < 9.0e15: return Int(number)
+        default: throw mismatch(key, "an integer", value)
+        }
+    }
+
+    func bool(_ key: String) throws(SagaStateDecodingError) -> Bool {
+        let value = try value(key)
+        guard case .bool(let bool) = value else { throw mismatch(key, "a Boolean", value) }
+        return bool
+    }
+
+    func timestamp(_ key: String) throws(SagaStateDecodingError) -> SagaTimestamp {
+        SagaTimestamp(millisecondsSinceEpoch: Int64(try int(key)))
+    }
+
+    func optionalTimestamp(_ key: String) throws(SagaStateDecodingError) -> SagaTimestamp? {
+        try optionalInt(key).map { SagaTimestamp(millisecondsSinceEpoch: Int64($0)) }
+    }
+
+    func enumeration<T: RawRepresentable>(_ key: String) throws(SagaStateDecodingError) -> T where T.RawValue == String {
+        let raw = try string(key)
+        guard let value = T(rawValue: raw) else {
+            throw SagaStateDecodingError(path: at(key), message: "unknown value '\(raw)'")
+        }
+        return value
+    }
+
+    func optionalEnumeration<T: RawRepresentable>(_ key: String) throws(SagaStateDecodingError) -> T?
+    where T.RawValue == String {
+        guard let raw = try optionalString(key) else { return nil }
+        guard let value = T(rawValue: raw) else {
+            throw SagaStateDecodingError(path: at(key), message: "unknown value '\(raw)'")
+        }
+        return value
+    }
+
+    func array(_ key: String) throws(SagaStateDecodingError) -> [JSONValue] {
+        let value = try value(key)
+        guard case .array(let elements) = value else { throw mismatch(key, "an array", value) }
+        return elements
+    }
+
+    func strings(_ key: String) throws(SagaStateDecodingError) -> [String] {
+        var strings: [String] = []
+        for (index, element) in try array(key).enumerated() {
+            guard case .string(let string) = element else { throw mismatch("\(key)[\(index)]", "a string", element) }
+            strings.append(string)
+        }
+        return strings
+    }
+
+    func members(_ key: String) throws(SagaStateDecodingError) -> [String: JSONValue] {
+        let value = try value(key)
+        guard case .object(let members) = value else { throw mismatch(key, "an object", value) }
+        return members
+    }
+
+    func object(_ key: String) throws(SagaStateDecodingError) -> Fields {
+        try Fields(try value(key), path: at(key))
+    }
+
+    func optionalObject(_ key: String) throws(SagaStateDecodingError) -> Fields? {
+        guard let value = optional(key) else { return nil }
+        return try Fields(value, path: at(key))
+    }
+}
+
+extension JSONTextWriter {
+    /// Writes `,"name":` (without the comma for the first member).
+    mutating func member(_ name: StaticString, first: Bool = false) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        key(name)
+    }
+
+    mutating func write(_ timestamp: SagaTimestamp) { write(timestamp.millisecondsSinceEpoch) }
+
+    mutating func write(_ error: StepError) {
+        bytes.append(UInt8(ascii: "{"))
+        member("code", first: true)
+        write(error.code)
+        member("message")
+        write(error.message)
+        member("retryable")
+        append(error.retryable ? "true" : "false")
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    mutating func write(_ strings: some Sequence<String>) {
+        bytes.append(UInt8(ascii: "["))
+        var first = true
+        for string in strings {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            write(string)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    mutating func write(_ step: StepState) {
+        bytes.append(UInt8(ascii: "{"))
+        member("name", first: true)
+        write(step.name)
+        member("status")
+        write(step.status.rawValue)
+        member("attempt")
+        write(step.attempt)
+        member("attemptBudgetStart")
+        write(step.attemptBudgetStart)
+        member("compensationAttempt")
+        write(step.compensationAttempt)
+        member("compensationBudgetStart")
+        write(step.compensationBudgetStart)
+        member("executeGeneration")
+        write(step.executeGeneration)
+        member("compensateGeneration")
+        write(step.compensateGeneration)
+        if let inFlight = step.inFlight {
+            member("inFlight")
+            write(inFlight)
+        }
+        member("mayHaveTakenEffect")
+        append(step.mayHaveTakenEffect ? "true" : "false")
+        if let effectOrder = step.effectOrder {
+            member("effectOrder")
+            write(effectOrder)
+        }
+        if let lastError = step.lastError {
+            member("lastError")
+            write(lastError)
+        }
+        if let startedAt = step.startedAt {
+            member("startedAt")
+            write(startedAt)
+        }
+        if let finishedAt = step.finishedAt {
+            member("finishedAt")
+            write(finishedAt)
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    mutating func write(_ timer: SagaTimer) {
+        bytes.append(UInt8(ascii: "{"))
+        member("kind", first: true)
+        write(timer.kind.rawValue)
+        if let step = timer.step {
+            member("step")
+            write(step)
+        }
+        if let action = timer.action {
+            member("action")
+            write(action.rawValue)
+        }
+        if let attempt = timer.attempt {
+            member("attempt")
+            write(attempt)
+        }
+        member("dueAt")
+        write(timer.dueAt)
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    mutating func write(_ saga: SagaInstance) {
+        bytes.append(UInt8(ascii: "{"))
+        member("id", first: true)
+        write(saga.id)
+        member("definitionName")
+        write(saga.definitionName)
+        member("definitionVersion")
+        write(saga.definitionVersion)
+        member("status")
+        write(saga.status.rawValue)
+        member("input")
+        write(saga.input)
+        member("cursor")
+        write(saga.cursor)
+        member("steps")
+        bytes.append(UInt8(ascii: "["))
+        for (index, step) in saga.steps.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            write(step)
+        }
+        bytes.append(UInt8(ascii: "]"))
+        member("results")
+        write(JSONValue.object(saga.results))
+        member("signals")
+        write(JSONValue.object(saga.signals))
+        member("seenSignalIDs")
+        write(saga.seenSignalIDs.sorted())
+        member("bufferedSignals")
+        bytes.append(UInt8(ascii: "["))
+        for (index, signal) in saga.bufferedSignals.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(UInt8(ascii: "{"))
+            member("id", first: true)
+            write(signal.id)
+            member("name")
+            write(signal.name)
+            member("payload")
+            write(signal.payload)
+            member("receivedAt")
+            write(signal.receivedAt)
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: "]"))
+        member("timers")
+        bytes.append(UInt8(ascii: "["))
+        for (index, timer) in saga.timers.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            write(timer)
+        }
+        bytes.append(UInt8(ascii: "]"))
+        if let compensation = saga.compensation {
+            member("compensation")
+            bytes.append(UInt8(ascii: "{"))
+            member("reason", first: true)
+            write(compensation.reason)
+            member("plan")
+            write(compensation.plan)
+            member("position")
+            write(compensation.position)
+            member("outcome")
+            write(compensation.outcome.rawValue)
+            bytes.append(UInt8(ascii: "}"))
+        }
+        member("pastPivot")
+        append(saga.pastPivot ? "true" : "false")
+        if let failure = saga.failure {
+            member("failure")
+            bytes.append(UInt8(ascii: "{"))
+            member("phase", first: true)
+            write(failure.phase.rawValue)
+            member("step")
+            write(failure.step)
+            member("error")
+            write(failure.error)
+            bytes.append(UInt8(ascii: "}"))
+        }
+        member("effectCounter")
+        write(saga.effectCounter)
+        member("createdAt")
+        write(saga.createdAt)
+        member("updatedAt")
+        write(saga.updatedAt)
+        bytes.append(UInt8(ascii: "}"))
+    }
+}
