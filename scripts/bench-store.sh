@@ -8,7 +8,8 @@
 #      SagaStore at batch sizes 1, 10, 100 and 500, CONNECTIONS concurrent workers;
 #   2. pgbench with the same number of clients, running Benchmarks/pgbench/update-insert.sql: per
 #      transaction one row update and one row insert, on 20,000 rows.
-# and prints the ratio at batch 100 (the target: at least 5).
+# and prints the ratio at batch 100 (the target: at least 5). Both get WARMUP seconds (default 20)
+# of the same work first, not counted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
@@ -34,6 +35,9 @@ INSERT INTO bench_rows (id) SELECT generate_series(1, 20000);
 CREATE TABLE bench_log (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, row_id integer NOT NULL,
     at timestamptz NOT NULL, payload text NOT NULL);
 SQL
+# The same warm-up as the store's: a first run, not counted.
+"$bindir/pgbench" -n -c "$clients" -j "$clients" -T "${WARMUP:-20}" -f Benchmarks/pgbench/update-insert.sql \
+    "$base/pgbench_bench" >/dev/null
 "$bindir/pgbench" -n -c "$clients" -j "$clients" -T "$duration" -f Benchmarks/pgbench/update-insert.sql \
     "$base/pgbench_bench" | tee .build/bench-pgbench.out | grep -E "^(tps|number of transactions|latency)"
 

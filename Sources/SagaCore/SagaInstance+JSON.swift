@@ -97,7 +97,8 @@ extension StepState {
 
 extension StepError {
     init(json: Fields) throws(SagaStateDecodingError) {
-        self.init(code: try json.string("code"), message: try json.string("message"), retryable: try json.bool("retryable"))
+        self.init(
+            code: try json.string("code"), message: try json.string("message"), retryable: try json.bool("retryable"))
     }
 }
 
@@ -174,7 +175,8 @@ struct Fields {
         try optionalInt(key).map { SagaTimestamp(millisecondsSinceEpoch: Int64($0)) }
     }
 
-    func enumeration<T: RawRepresentable>(_ key: String) throws(SagaStateDecodingError) -> T where T.RawValue == String {
+    func enumeration<T: RawRepresentable>(_ key: String) throws(SagaStateDecodingError) -> T
+    where T.RawValue == String {
         let raw = try string(key)
         guard let value = T(rawValue: raw) else {
             throw SagaStateDecodingError(path: at(key), message: "unknown value '\(raw)'")

@@ -24,7 +24,7 @@ extension SagaStore {
         _ inputs: [Input], now: SagaTimestamp, compute: (BatchContext<Input>) throws -> BatchWrites
     ) async throws -> BatchOutcome {
         let logger = self.logger
-        return try await transaction { connection in
+        let result = try await transaction { connection in
             // 1. The inbox.
             let messageIDs = Array(Set(inputs.compactMap(\.messageID)))
             var fresh = Set<String>()
@@ -108,10 +108,13 @@ extension SagaStore {
                     pendingSignals: pendingSignals))
 
             // 5. Write.
-            var outcome = try await self.write(writes, loaded: sagas, now: now, connection: connection)
+            var (outcome, written) = try await self.write(writes, loaded: sagas, now: now, connection: connection)
             outcome.duplicates = duplicates.count
-            return outcome
+            return (outcome, written)
         }
+        // Committed: the states written are now the database's.
+        cache.store(result.1)
+        return result.0
     }
 
     /// Fires due timers: in one transaction, claims up to `limit` timers due at `now`
@@ -124,7 +127,7 @@ extension SagaStore {
         now: SagaTimestamp, limit: Int = 500, compute: (TimerBatchContext) throws -> BatchWrites
     ) async throws -> BatchOutcome {
         let logger = self.logger
-        return try await transaction { connection in
+        let result = try await transaction { connection in
             let rows = try await connection.query(
                 """
                 SELECT saga_id, timer_id, (extract(epoch FROM due_at) * 1000)::int8 FROM saga_timers
@@ -137,7 +140,7 @@ extension SagaStore {
                     DueTimer(sagaID: sagaID, timerID: timerID, dueAt: SagaTimestamp(millisecondsSinceEpoch: due)))
             }
             guard !claimed.isEmpty else {
-                return BatchOutcome(duplicates: 0, sagasWritten: 0, outboxRows: 0, timersFired: 0)
+                return (BatchOutcome(duplicates: 0, sagasWritten: 0, outboxRows: 0, timersFired: 0), [SagaRecord]())
             }
             let ids = Array(Set(claimed.map(\.sagaID))).sorted()
             let sagas = try await self.lockSagas(ids, skipLocked: true, connection: connection)
@@ -154,36 +157,52 @@ extension SagaStore {
             let writes = try compute(TimerBatchContext(timers: timers, sagas: sagas))
             // A saga locked here and not written still gets its timer rows made equal to its state
             // (a timer its state no longer holds is stale and goes).
-            let written = Set(writes.sagas.map(\.record.id))
-            let unwritten = Set(timers.map(\.sagaID)).subtracting(written).compactMap { sagas[$0] }
-            var outcome = try await self.write(
+            let writtenIDs = Set(writes.sagas.map(\.record.id))
+            let unwritten = Set(timers.map(\.sagaID)).subtracting(writtenIDs).compactMap { sagas[$0] }
+            var (outcome, written) = try await self.write(
                 writes, loaded: sagas, now: now, connection: connection, syncTimersOnly: unwritten)
             outcome.timersFired = timers.count
-            return outcome
+            return (outcome, written)
         }
+        cache.store(result.1)
+        return result.0
     }
 
-    /// Locks `ids` (sorted) and loads their records.
+    /// Locks `ids` (sorted) and loads their records; a state is transferred only when the row's
+    /// revision differs from the cached one.
     func lockSagas(_ ids: [String], skipLocked: Bool, connection: PostgresConnection) async throws
         -> [String: SagaRecord]
     {
         guard !ids.isEmpty else { return [:] }
+        let cached = cache.records(ids)
+        let revisions = ids.map { cached[$0]?.revision ?? -1 }
         let query: PostgresQuery =
             skipLocked
             ? """
-            SELECT id, tenant, start_key, priority, revision, state::text FROM sagas
-            WHERE id = ANY(\(ids)::text[]) ORDER BY id FOR UPDATE SKIP LOCKED
+            SELECT s.id, s.tenant, s.start_key, s.priority, s.revision,
+                CASE WHEN s.revision = k.revision THEN NULL ELSE s.state::text END
+            FROM sagas s JOIN unnest(\(ids)::text[], \(revisions)::int8[]) AS k(id, revision) ON k.id = s.id
+            ORDER BY s.id FOR UPDATE OF s SKIP LOCKED
             """
             : """
-            SELECT id, tenant, start_key, priority, revision, state::text FROM sagas
-            WHERE id = ANY(\(ids)::text[]) ORDER BY id FOR UPDATE
+            SELECT s.id, s.tenant, s.start_key, s.priority, s.revision,
+                CASE WHEN s.revision = k.revision THEN NULL ELSE s.state::text END
+            FROM sagas s JOIN unnest(\(ids)::text[], \(revisions)::int8[]) AS k(id, revision) ON k.id = s.id
+            ORDER BY s.id FOR UPDATE OF s
             """
         let rows = try await connection.query(query, logger: logger)
         var sagas: [String: SagaRecord] = [:]
         for try await (id, tenant, startKey, priority, revision, state) in rows.decode(
-            (String, String, String?, Int, Int64, String).self)
+            (String, String, String?, Int, Int64, String?).self)
         {
-            let instance = try self.instance(from: state, id: id)
+            let instance: SagaInstance
+            if let state {
+                instance = try self.instance(from: state, id: id)
+            } else if let hit = cached[id] {
+                instance = hit.instance
+            } else {
+                throw SagaStoreError.invalidJSON(what: "the state of saga \(id)", reason: "missing")
+            }
             var record = SagaRecord(instance: instance, tenant: tenant, startKey: startKey, priority: priority)
             record.revision = revision
             sagas[id] = record
@@ -195,8 +214,9 @@ extension SagaStore {
     func write(
         _ writes: BatchWrites, loaded: [String: SagaRecord], now: SagaTimestamp, connection: PostgresConnection,
         syncTimersOnly: [SagaRecord] = []
-    ) async throws -> BatchOutcome {
+    ) async throws -> (BatchOutcome, [SagaRecord]) {
         let logger = self.logger
+        var written: [SagaRecord] = []
         var inserts = SagaColumns()
         var updates = SagaColumns()
         var historySagas: [String] = []
@@ -208,13 +228,16 @@ extension SagaStore {
         for record in syncTimersOnly { timerRows.append(record.instance) }
 
         for write in writes.sagas {
-            let record = write.record
+            var record = write.record
             let state = try self.state(of: record.instance)
-            if loaded[record.id] == nil {
-                inserts.append(record, state: state)
-            } else {
+            if let before = loaded[record.id] {
                 updates.append(record, state: state)
+                record.revision = before.revision + 1
+            } else {
+                inserts.append(record, state: state)
+                record.revision = 1
             }
+            written.append(record)
             for entry in write.history {
                 historySagas.append(record.id)
                 historyTimes.append(entry.at.milliseconds)
@@ -239,7 +262,7 @@ extension SagaStore {
                 """
                 INSERT INTO sagas (id, tenant, saga_type, definition_version, status, state, start_key, priority,
                     waiting_for, waiting_detail, wait_until, revision, created_at, updated_at)
-                SELECT u.id, u.tenant, u.saga_type, u.version, u.status, u.state::jsonb, nullif(u.start_key, ''),
+                SELECT u.id, u.tenant, u.saga_type, u.version, u.status, u.state, nullif(u.start_key, ''),
                     u.priority, nullif(u.waiting_for, ''), nullif(u.waiting_detail, ''),
                     CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END, 1,
                     to_timestamp(u.created::float8 / 1000), to_timestamp(u.updated::float8 / 1000)
@@ -255,7 +278,7 @@ extension SagaStore {
         if !updates.ids.isEmpty {
             try await connection.query(
                 """
-                UPDATE sagas SET status = u.status, state = u.state::jsonb, priority = u.priority,
+                UPDATE sagas SET status = u.status, state = u.state, priority = u.priority,
                     waiting_for = nullif(u.waiting_for, ''), waiting_detail = nullif(u.waiting_detail, ''),
                     wait_until = CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END,
                     revision = sagas.revision + 1, updated_at = to_timestamp(u.updated::float8 / 1000)
@@ -270,7 +293,7 @@ extension SagaStore {
             try await connection.query(
                 """
                 INSERT INTO saga_history (saga_id, at, entry)
-                SELECT u.saga_id, to_timestamp(u.at::float8 / 1000), u.entry::jsonb
+                SELECT u.saga_id, to_timestamp(u.at::float8 / 1000), u.entry
                 FROM unnest(\(historySagas)::text[], \(historyTimes)::int8[], \(historyEntries)::text[])
                     WITH ORDINALITY AS u(saga_id, at, entry, n)
                 ORDER BY u.n
@@ -294,7 +317,7 @@ extension SagaStore {
             try await connection.query(
                 """
                 INSERT INTO saga_outbox (saga_id, lane, topic, message_key, headers, payload)
-                SELECT u.saga_id, u.lane, u.topic, nullif(u.message_key, ''), u.headers::jsonb, u.payload
+                SELECT u.saga_id, u.lane, u.topic, nullif(u.message_key, ''), u.headers::json, u.payload
                 FROM unnest(\(outbox.sagas)::text[], \(outbox.lanes)::int8[], \(outbox.topics)::text[],
                     \(outbox.keys)::text[], \(outbox.headers)::text[], \(outbox.payloads)::text[])
                     WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, n)
@@ -339,8 +362,9 @@ extension SagaStore {
                 "DELETE FROM saga_pending_signals WHERE id = ANY(\(writes.consumedPendingSignals)::int8[])",
                 logger: logger)
         }
-        return BatchOutcome(
+        let outcome = BatchOutcome(
             duplicates: 0, sagasWritten: writes.sagas.count, outboxRows: outbox.sagas.count, timersFired: 0)
+        return (outcome, written)
     }
 }
 

@@ -21,6 +21,9 @@ public struct SagaStoreConfiguration: Sendable {
     public var maximumMessageBytes: Int = 1 << 20
     /// How many relay lanes the outbox is split into; rows of one saga share a lane.
     public var outboxLanes: Int = 16
+    /// How many saga states the store keeps in memory between batches (0: none). A batch then
+    /// reads a state from PostgreSQL only when its revision changed since this store wrote it.
+    public var stateCacheCapacity: Int = 50_000
 
     /// How the connection is encrypted.
     public enum TLSMode: String, Sendable, CaseIterable {
@@ -163,10 +166,12 @@ public final class SagaStore: Sendable {
     let client: PostgresClient
     let configuration: SagaStoreConfiguration
     let logger: Logger
+    let cache: SagaStateCache
 
     public init(configuration: SagaStoreConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        cache = SagaStateCache(capacity: configuration.stateCacheCapacity)
         client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
     }
 
@@ -267,7 +272,7 @@ public final class SagaStore: Sendable {
         do {
             return try SagaInstance(jsonText: text)
         } catch {
-            throw .invalidJSON(what: "the state of saga \(id)", reason: error.description)
+            throw .invalidJSON(what: "the state of saga \(id)", reason: "\(error)")
         }
     }
 
@@ -276,7 +281,7 @@ public final class SagaStore: Sendable {
         do {
             return try JSONValue(parsing: text)
         } catch {
-            throw .invalidJSON(what: what(), reason: error.description)
+            throw .invalidJSON(what: what(), reason: "\(error)")
         }
     }
 }

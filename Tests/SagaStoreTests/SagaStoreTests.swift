@@ -134,6 +134,49 @@ struct SagaStoreTests {
         }
     }
 
+    @Test("two stores on one database each see the other's writes; a rolled-back batch leaves no trace in memory")
+    func twoStoresShareSagas() async throws {
+        try await withDatabase { database in
+            try await database.withStore { first in
+                try await database.withStore { second in
+                    let (write, _) = Sagas.started("saga-1")
+                    try await first.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
+                    func bump(_ store: SagaStore, by amount: Int) async throws -> Int {
+                        var seen = 0
+                        try await store.applyBatch([TestInput(sagaID: "saga-1")], now: Sagas.t0) { context in
+                            var record = context.sagas["saga-1"]!
+                            seen = record.instance.effectCounter
+                            record.instance.effectCounter += amount
+                            return BatchWrites(sagas: [SagaWrite(record: record)])
+                        }
+                        return seen
+                    }
+                    let start = write.record.instance.effectCounter
+                    #expect(try await bump(first, by: 1) == start)
+                    #expect(try await bump(second, by: 10) == start + 1)
+                    #expect(try await bump(first, by: 100) == start + 11, "the first store read the second's write")
+                    // A batch that fails after computing its writes changes nothing, in memory either.
+                    await #expect(throws: SagaStoreError.self) {
+                        try await first.applyBatch([TestInput(sagaID: "saga-1")], now: Sagas.t0) { context in
+                            var record = context.sagas["saga-1"]!
+                            record.instance.effectCounter += 1_000
+                            return BatchWrites(sagas: [
+                                SagaWrite(
+                                    record: record,
+                                    outbox: [
+                                        OutboxMessage(
+                                            topic: "t", key: nil, payload: String(repeating: "z", count: 2 << 20))
+                                    ])
+                            ])
+                        }
+                    }
+                    #expect(try await bump(second, by: 0) == start + 111)
+                    #expect(try await bump(first, by: 0) == start + 111)
+                }
+            }
+        }
+    }
+
     @Test("batches that lock overlapping sagas in any order do not deadlock")
     func overlappingBatches() async throws {
         try await withDatabase { database in
@@ -281,9 +324,13 @@ struct SagaStoreTests {
                     return BatchWrites()
                 }
                 #expect(early.timersFired == 0)
-                // The saga's state drops its timer behind the store's back: the row is stale.
+                // The saga's state drops its timer behind the store's back (a repair by hand, which
+                // moves the revision on): the timer row is stale.
                 try await database.run(
-                    "UPDATE sagas SET state = jsonb_set(state, '{timers}', '[]'::jsonb) WHERE id = 'saga-1'")
+                    """
+                    UPDATE sagas SET state = jsonb_set(state::jsonb, '{timers}', '[]'::jsonb)::text, revision = revision + 1
+                    WHERE id = 'saga-1'
+                    """)
                 let late = try await store.applyDueTimers(now: Sagas.t0 + .hours(1)) { context in
                     #expect(context.timers.count == 1)
                     return BatchWrites()  // the machine would note a stale timer and change nothing

@@ -154,7 +154,9 @@ enum Sagas {
         let record = SagaRecord(instance: transition.saga, tenant: tenant, startKey: startKey)
         let write = SagaWrite(
             record: record,
-            history: [HistoryRecord(at: now, entry: ["event": "start", "effects": .integer(Int64(transition.effects.count))])],
+            history: [
+                HistoryRecord(at: now, entry: ["event": "start", "effects": .integer(Int64(transition.effects.count))])
+            ],
             outbox: [OutboxMessage(topic: "saga.events", key: id, payload: "{\"started\":\"\(id)\"}")])
         return (write, transition.effects)
     }
