@@ -2,14 +2,6 @@ import CRdKafka
 import Logging
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// A member of a Kafka consumer group that commits offsets itself, after processing.
 ///
 /// ```swift
@@ -39,9 +31,6 @@ public final class KafkaConsumer: Sendable {
         /// here), apart from the group's events on the handle's event queue, so the event thread
         /// can stop taking messages while it still serves rebalances.
         let messages: SendablePointer
-        /// Wakes the event thread: librdkafka writes to it when either queue gets something after
-        /// being empty, the reader when it has made room.
-        let wake = WakePipe()
         let state = Mutex(State())
         let maximumBuffered: Int
         /// What only the event thread touches: no lock per message.
@@ -130,12 +119,12 @@ public final class KafkaConsumer: Sendable {
                 return rd_kafka_queue_get_consumer(client)
             })
         let messages: OpaquePointer = rd_kafka_queue_new(handle.pointer)
+        // An event for the group wakes the event thread from its wait for messages.
+        rd_kafka_queue_cb_event_enable(
+            handle.eventQueue, { _, messages in messages.map { rd_kafka_queue_yield(OpaquePointer($0)) } },
+            UnsafeMutableRawPointer(messages))
         let core = Core(
             handle: handle, messages: messages, maximumBuffered: max(1, configuration.maximumBufferedMessages))
-        // Either queue getting something after being empty wakes the event thread's wait.
-        var byte: UInt8 = 1
-        rd_kafka_queue_io_event_enable(handle.eventQueue, core.wake.writeEnd, &byte, 1)
-        rd_kafka_queue_io_event_enable(messages, core.wake.writeEnd, &byte, 1)
         self.core = core
         handle.start(
             idle: { Self.handOver(core: core) }, turn: { serve in Self.turn(core: core, serve: serve) },
@@ -340,7 +329,7 @@ public final class KafkaConsumer: Sendable {
             return (owned, resume)
         }
         // Wake the event thread from its wait on the group's events: there is room again.
-        if resume { core.wake.signal() }
+        if resume { _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) } }
         return owned
     }
 
@@ -359,7 +348,7 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// One turn of the event thread: serves the group's events, then takes the messages there is
-    /// room for; when there was nothing to do, waits up to 100 ms to be woken.
+    /// room for, or waits up to 100 ms for either.
     private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
         let events = core.handle.eventQueue
         var served = false
@@ -375,31 +364,33 @@ public final class KafkaConsumer: Sendable {
         guard room > 0 else {
             // The reader is behind: take nothing; it wakes this thread when it has read half.
             handOver(core: core)
-            core.wake.wait(milliseconds: 100)
+            if let event = rd_kafka_queue_poll(events, 100) { serve(event) }
             return
         }
         let wanted = min(room, batchSize)
-        let count = rd_kafka_consume_batch_queue(core.messages.pointer, 0, core.local.slots, wanted)
+        let messages = core.messages.pointer
+        var count = rd_kafka_consume_batch_queue(messages, 0, core.local.slots, wanted)
+        if count <= 0 && !served {
+            // Nothing to do: hand on what there is, then wait for one message (or for an event of
+            // the group, which yields the message queue).
+            handOver(core: core)
+            count = rd_kafka_consume_batch_queue(messages, 100, core.local.slots, 1)
+        }
         for index in 0..<max(0, count) {
             guard let message = core.local.slots[index] else { continue }
             deliver(UnsafePointer(message), core: core)
             rd_kafka_message_destroy(message)
         }
-        guard count < wanted else { return }  // there may be more: take it at once
-        // The queue is drained: hand on at once rather than wait for a fuller batch; then, when
-        // nothing came at all, wait for librdkafka to write to the wake pipe.
-        handOver(core: core)
-        if count <= 0 && !served { core.wake.wait(milliseconds: 100) }
+        // The queue is drained: hand on at once rather than wait for a fuller batch.
+        if count < wanted { handOver(core: core) }
     }
 
-    /// Runs on the event thread when the consumer stops: no wake-ups from the queues any more,
-    /// then the message queue is let go (librdkafka frees it with the partitions that forward to
-    /// it).
+    /// Runs on the event thread when the consumer stops: no wake-ups into the message queue any
+    /// more, then the queue is let go (librdkafka frees it with the partitions that forward to it).
     private static func releaseMessageQueue(core: Core) {
         guard !core.local.released else { return }
         core.local.released = true
-        rd_kafka_queue_io_event_enable(core.handle.eventQueue, -1, nil, 0)
-        rd_kafka_queue_io_event_enable(core.messages.pointer, -1, nil, 0)
+        rd_kafka_queue_cb_event_enable(core.handle.eventQueue, nil, nil)
         rd_kafka_queue_destroy(core.messages.pointer)
     }
 
@@ -577,47 +568,5 @@ public struct KafkaMessageSequence: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(consumer: consumer, base: consumer.stream.makeAsyncIterator())
-    }
-}
-
-/// A pipe that wakes a thread waiting on it: librdkafka writes to it (queue IO events), and so
-/// does the reader; the event thread waits with `poll(2)` on its own thread, never on the pool.
-final class WakePipe: Sendable {
-    let readEnd: Int32
-    let writeEnd: Int32
-
-    init() {
-        var ends: [Int32] = [-1, -1]
-        if pipe(&ends) == 0 {
-            for end in ends {
-                _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
-                _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-            }
-        }
-        readEnd = ends[0]
-        writeEnd = ends[1]
-    }
-
-    deinit {
-        if readEnd >= 0 { close(readEnd) }
-        if writeEnd >= 0 { close(writeEnd) }
-    }
-
-    /// Wakes the waiter (a full pipe already will).
-    func signal() {
-        var byte: UInt8 = 1
-        _ = write(writeEnd, &byte, 1)
-    }
-
-    /// Waits until woken or `milliseconds` pass, then empties the pipe.
-    func wait(milliseconds: Int32) {
-        guard readEnd >= 0 else {
-            usleep(useconds_t(milliseconds) * 1_000)  // no pipe: wake on the timeout alone
-            return
-        }
-        var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-        _ = poll(&descriptor, 1, milliseconds)
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while read(readEnd, &buffer, buffer.count) > 0 {}
     }
 }
