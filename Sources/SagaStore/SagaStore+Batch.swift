@@ -26,8 +26,7 @@ extension SagaStore {
         let logger = self.logger
         let result = try await transaction { connection in
             // 1. The inbox.
-            // Sorted, so two batches that share message ids take their index entries in one order.
-            let messageIDs = Set(inputs.compactMap(\.messageID)).sorted()
+            let messageIDs = Array(Set(inputs.compactMap(\.messageID)))
             var fresh = Set<String>()
             if !messageIDs.isEmpty {
                 let rows = try await connection.query(
@@ -129,21 +128,21 @@ extension SagaStore {
     ) async throws -> BatchOutcome {
         let logger = self.logger
         let result = try await transaction { connection in
-            // The sagas with due timers, earliest first; then those sagas locked, skipping any that
-            // another transaction holds. Timer rows are written only under their saga's lock, so
-            // the timers of the locked sagas need no lock of their own (locking timer rows could
-            // split one saga's timers between claimers, each waiting for the other).
-            let candidates = try await connection.query(
+            let rows = try await connection.query(
                 """
-                SELECT saga_id FROM saga_timers WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
-                GROUP BY saga_id ORDER BY min(due_at) LIMIT \(max(1, limit))
+                SELECT saga_id, timer_id, (extract(epoch FROM due_at) * 1000)::int8 FROM saga_timers
+                WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
+                ORDER BY due_at LIMIT \(max(1, limit)) FOR UPDATE SKIP LOCKED
                 """, logger: logger)
-            var ids: [String] = []
-            for try await id in candidates.decode(String.self) { ids.append(id) }
-            guard !ids.isEmpty else {
+            var claimed: [DueTimer] = []
+            for try await (sagaID, timerID, due) in rows.decode((String, String, Int64).self) {
+                claimed.append(
+                    DueTimer(sagaID: sagaID, timerID: timerID, dueAt: SagaTimestamp(millisecondsSinceEpoch: due)))
+            }
+            guard !claimed.isEmpty else {
                 return (BatchOutcome(duplicates: 0, sagasWritten: 0, outboxRows: 0, timersFired: 0), [SagaRecord]())
             }
-            ids.sort()
+            let ids = Array(Set(claimed.map(\.sagaID))).sorted()
             let sagas = try await self.lockSagas(ids, skipLocked: true, connection: connection)
             // Timers of sagas that do not exist (any more) are dropped.
             let missing = ids.filter { sagas[$0] == nil }
@@ -154,30 +153,14 @@ extension SagaStore {
                         AND NOT EXISTS (SELECT 1 FROM sagas WHERE sagas.id = saga_timers.saga_id)
                     """, logger: logger)
             }
-            let locked = ids.filter { sagas[$0] != nil }
-            var claimed: [DueTimer] = []
-            if !locked.isEmpty {
-                let rows = try await connection.query(
-                    """
-                    SELECT saga_id, timer_id, (extract(epoch FROM due_at) * 1000)::int8 FROM saga_timers
-                    WHERE saga_id = ANY(\(locked)::text[]) AND due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
-                    ORDER BY due_at, saga_id, timer_id
-                    """, logger: logger)
-                for try await (sagaID, timerID, due) in rows.decode((String, String, Int64).self) {
-                    claimed.append(
-                        DueTimer(sagaID: sagaID, timerID: timerID, dueAt: SagaTimestamp(millisecondsSinceEpoch: due)))
-                }
-            }
-            let timers = claimed
+            let timers = claimed.filter { sagas[$0.sagaID] != nil }
             let writes = try compute(TimerBatchContext(timers: timers, sagas: sagas))
-            // Every saga whose timers fired gets its timer rows made equal to its state, written or
-            // not (a timer its state no longer holds is stale and goes, instead of firing again).
+            // A saga locked here and not written still gets its timer rows made equal to its state
+            // (a timer its state no longer holds is stale and goes).
             let writtenIDs = Set(writes.sagas.map(\.record.id))
-            let fired = Set(timers.map(\.sagaID))
-            let unwritten = fired.subtracting(writtenIDs).sorted().compactMap { sagas[$0] }
+            let unwritten = Set(timers.map(\.sagaID)).subtracting(writtenIDs).compactMap { sagas[$0] }
             var (outcome, written) = try await self.write(
-                writes, loaded: sagas, now: now, connection: connection, syncTimersOnly: unwritten,
-                alwaysSyncTimers: fired)
+                writes, loaded: sagas, now: now, connection: connection, syncTimersOnly: unwritten)
             outcome.timersFired = timers.count
             return (outcome, written)
         }
@@ -230,13 +213,9 @@ extension SagaStore {
     /// Writes a batch's results with one statement per table and kind of change.
     func write(
         _ writes: BatchWrites, loaded: [String: SagaRecord], now: SagaTimestamp, connection: PostgresConnection,
-        syncTimersOnly: [SagaRecord] = [], alwaysSyncTimers: Set<String> = []
+        syncTimersOnly: [SagaRecord] = []
     ) async throws -> (BatchOutcome, [SagaRecord]) {
         let logger = self.logger
-        var seen = Set<String>()
-        for write in writes.sagas where !seen.insert(write.record.id).inserted {
-            throw SagaStoreError.invalidBatch("saga \(write.record.id) is written twice in one batch")
-        }
         var written: [SagaRecord] = []
         var inserts = SagaColumns()
         var updates = SagaColumns()
@@ -268,7 +247,7 @@ extension SagaStore {
                 try outbox.append(message, sagaID: record.id, lane: outboxLane(of: record.id), store: self)
             }
             // The timer rows mirror the state's timers: rewritten only when those changed.
-            if alwaysSyncTimers.contains(record.id) || loaded[record.id]?.instance.timers != record.instance.timers {
+            if loaded[record.id]?.instance.timers != record.instance.timers {
                 timerSagas.append(record.id)
                 timerRows.append(record.instance)
             }
@@ -283,8 +262,7 @@ extension SagaStore {
                 """
                 INSERT INTO sagas (id, tenant, saga_type, definition_version, status, state, start_key, priority,
                     waiting_for, waiting_detail, wait_until, revision, created_at, updated_at)
-                SELECT u.id, u.tenant, u.saga_type, u.version, u.status, u.state,
-                    CASE WHEN u.has_start_key THEN u.start_key END,
+                SELECT u.id, u.tenant, u.saga_type, u.version, u.status, u.state, nullif(u.start_key, ''),
                     u.priority, nullif(u.waiting_for, ''), nullif(u.waiting_detail, ''),
                     CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END, 1,
                     to_timestamp(u.created::float8 / 1000), to_timestamp(u.updated::float8 / 1000)
@@ -292,9 +270,9 @@ extension SagaStore {
                     \(inserts.versions)::int8[], \(inserts.statuses)::text[], \(inserts.states)::text[],
                     \(inserts.startKeys)::text[], \(inserts.priorities)::int8[], \(inserts.waitingFor)::text[],
                     \(inserts.waitingDetails)::text[], \(inserts.waitUntil)::int8[], \(inserts.created)::int8[],
-                    \(inserts.updated)::int8[], \(inserts.hasStartKey)::bool[])
+                    \(inserts.updated)::int8[])
                     AS u(id, tenant, saga_type, version, status, state, start_key, priority, waiting_for,
-                        waiting_detail, wait_until, created, updated, has_start_key)
+                        waiting_detail, wait_until, created, updated)
                 """, logger: logger)
         }
         if !updates.ids.isEmpty {
@@ -339,12 +317,10 @@ extension SagaStore {
             try await connection.query(
                 """
                 INSERT INTO saga_outbox (saga_id, lane, topic, message_key, headers, payload)
-                SELECT u.saga_id, u.lane, u.topic, CASE WHEN u.has_key THEN u.message_key END, u.headers::json,
-                    u.payload
+                SELECT u.saga_id, u.lane, u.topic, nullif(u.message_key, ''), u.headers::json, u.payload
                 FROM unnest(\(outbox.sagas)::text[], \(outbox.lanes)::int8[], \(outbox.topics)::text[],
-                    \(outbox.keys)::text[], \(outbox.headers)::text[], \(outbox.payloads)::text[],
-                    \(outbox.hasKeys)::bool[])
-                    WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, has_key, n)
+                    \(outbox.keys)::text[], \(outbox.headers)::text[], \(outbox.payloads)::text[])
+                    WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, n)
                 ORDER BY u.n
                 """, logger: logger)
             try await connection.query("NOTIFY saga_outbox", logger: logger)
@@ -373,7 +349,7 @@ extension SagaStore {
                 """
                 INSERT INTO saga_pending_signals (tenant, saga_type, start_key, signal_id, name, payload,
                     received_at, expires_at)
-                SELECT u.tenant, u.saga_type, u.start_key, u.signal_id, u.name, u.payload,
+                SELECT u.tenant, u.saga_type, u.start_key, u.signal_id, u.name, u.payload::jsonb,
                     to_timestamp(u.received::float8 / 1000), to_timestamp(u.expires::float8 / 1000)
                 FROM unnest(\(tenants)::text[], \(types)::text[], \(keys)::text[], \(signalIDs)::text[],
                     \(names)::text[], \(payloads)::text[], \(received)::int8[], \(expires)::int8[])
@@ -401,7 +377,6 @@ struct SagaColumns {
     var statuses: [String] = []
     var states: [String] = []
     var startKeys: [String] = []
-    var hasStartKey: [Bool] = []
     var priorities: [Int] = []
     var waitingFor: [String] = []
     var waitingDetails: [String] = []
@@ -418,7 +393,6 @@ struct SagaColumns {
         statuses.append(instance.status.rawValue)
         states.append(state)
         startKeys.append(record.startKey ?? "")
-        hasStartKey.append(record.startKey != nil)
         priorities.append(record.priority)
         let wait = instance.waitClassification
         waitingFor.append(wait?.kind ?? "")
@@ -452,7 +426,6 @@ struct OutboxColumns {
     var lanes: [Int] = []
     var topics: [String] = []
     var keys: [String] = []
-    var hasKeys: [Bool] = []
     var headers: [String] = []
     var payloads: [String] = []
 
@@ -467,7 +440,6 @@ struct OutboxColumns {
         lanes.append(lane)
         topics.append(message.topic)
         keys.append(message.key ?? "")
-        hasKeys.append(message.key != nil)
         headers.append(headerText)
         payloads.append(message.payload)
     }
