@@ -8,27 +8,32 @@ public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible
 }
 
 extension JSONValue {
-    /// The most nested arrays and objects the parser accepts: deeper input is refused, not followed
-    /// down the stack.
+    /// The most nested arrays and objects the parser accepts by default: deeper input is refused,
+    /// not followed down the stack. Documents from outside (inputs, results, signal payloads) are
+    /// held to it; stored saga states, which hold such documents a few levels down, are read with
+    /// ``SagaInstance/maximumStateDepth``.
     public static let maximumParseDepth = 256
 
     /// The value as compact JSON text. Object members come in no particular order. A double that is
     /// not finite (which JSON cannot express) is written as `null`.
     ///
-    /// The writer and ``init(parsing:)`` are the fast path for documents the orchestrator stores
-    /// and sends; they agree with the `Codable` form (an integer stays an integer, a double keeps a
-    /// fraction or an exponent).
+    /// The writer and ``init(parsing:maximumDepth:)`` are the fast path for documents the
+    /// orchestrator stores and sends. They keep integers and doubles apart: a double is written
+    /// with a fraction or an exponent ("2.0") and read back as a double. Foundation's decoder, and
+    /// so the `Codable` form, reads a double without a fraction as an integer; otherwise the two
+    /// agree. A number too large for a double reads as infinity (and is written as `null`).
     public var jsonText: String {
         var writer = JSONTextWriter()
         writer.write(self)
         return writer.text
     }
 
-    /// Parses JSON text (RFC 8259): one value, surrounded by nothing but whitespace.
-    public init(parsing text: String) throws(JSONParseError) {
+    /// Parses JSON text (RFC 8259): one value, surrounded by nothing but whitespace, nested at
+    /// most `maximumDepth` arrays and objects deep.
+    public init(parsing text: String, maximumDepth: Int = JSONValue.maximumParseDepth) throws(JSONParseError) {
         var text = text
         let result = text.withUTF8 { bytes -> Result<JSONValue, JSONParseError> in
-            var parser = JSONTextParser(bytes: bytes)
+            var parser = JSONTextParser(bytes: bytes, maximumDepth: maximumDepth)
             do throws(JSONParseError) {
                 return .success(try parser.parseDocument())
             } catch {
@@ -147,10 +152,12 @@ struct JSONTextWriter {
 /// A recursive-descent JSON parser over UTF-8 bytes.
 struct JSONTextParser {
     let bytes: UnsafeBufferPointer<UInt8>
+    let maximumDepth: Int
     var offset = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int) {
         self.bytes = bytes
+        self.maximumDepth = maximumDepth
     }
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
@@ -178,7 +185,7 @@ struct JSONTextParser {
         guard offset < bytes.count else { throw fail("unexpected end of text") }
         switch bytes[offset] {
         case UInt8(ascii: "{"):
-            guard depth < JSONValue.maximumParseDepth else { throw fail("nested too deeply") }
+            guard depth < maximumDepth else { throw fail("nested too deeply") }
             offset += 1
             var members: [String: JSONValue] = [:]
             skipWhitespace()
@@ -206,7 +213,7 @@ struct JSONTextParser {
                 }
             }
         case UInt8(ascii: "["):
-            guard depth < JSONValue.maximumParseDepth else { throw fail("nested too deeply") }
+            guard depth < maximumDepth else { throw fail("nested too deeply") }
             offset += 1
             var elements: [JSONValue] = []
             skipWhitespace()

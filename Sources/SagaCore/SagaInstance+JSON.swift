@@ -8,9 +8,24 @@ public struct SagaStateDecodingError: Error, Sendable, Hashable, CustomStringCon
 }
 
 extension SagaInstance {
-    /// The state as compact JSON text: the document its `Codable` form gives (the same keys and
-    /// values; either reads what the other wrote), written without Foundation's encoder, which
-    /// costs several times more on every transition the engine stores.
+    /// The deepest nesting a stored state may have: the documents it holds (input, results, signal
+    /// payloads, each at most ``JSONValue/maximumParseDepth`` deep when they came in) sit up to
+    /// four levels down.
+    public static let maximumStateDepth = JSONValue.maximumParseDepth + 8
+
+    /// How deeply the state's JSON form nests: its deepest document plus the levels above it.
+    public var jsonDepth: Int {
+        var deepest = input.depth + 1
+        for value in results.values { deepest = max(deepest, value.depth + 2) }
+        for value in signals.values { deepest = max(deepest, value.depth + 2) }
+        for signal in bufferedSignals { deepest = max(deepest, signal.payload.depth + 3) }
+        return deepest + 1
+    }
+
+    /// The state as compact JSON text: the keys and values of its `Codable` form (either reads
+    /// what the other wrote; Foundation reads a double without a fraction as an integer), written
+    /// without Foundation's encoder, which costs several times more on every transition the engine
+    /// stores.
     public var jsonText: String {
         var writer = JSONTextWriter(capacity: 1_024)
         writer.write(self)
@@ -21,7 +36,7 @@ extension SagaInstance {
     public init(jsonText: String) throws(SagaStateDecodingError) {
         let value: JSONValue
         do {
-            value = try JSONValue(parsing: jsonText)
+            value = try JSONValue(parsing: jsonText, maximumDepth: Self.maximumStateDepth)
         } catch {
             throw SagaStateDecodingError(path: "", message: "not JSON: \(error)")
         }

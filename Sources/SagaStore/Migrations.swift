@@ -103,7 +103,7 @@ extension SagaStore {
                     start_key text NOT NULL,
                     signal_id text NOT NULL,
                     name text NOT NULL,
-                    payload jsonb NOT NULL,
+                    payload text NOT NULL,
                     received_at timestamptz NOT NULL,
                     expires_at timestamptz NOT NULL,
                     UNIQUE (tenant, saga_type, start_key, signal_id)

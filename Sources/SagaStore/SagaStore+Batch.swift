@@ -26,7 +26,8 @@ extension SagaStore {
         let logger = self.logger
         let result = try await transaction { connection in
             // 1. The inbox.
-            let messageIDs = Array(Set(inputs.compactMap(\.messageID)))
+            // Sorted, so two batches that share message ids take their index entries in one order.
+            let messageIDs = Set(inputs.compactMap(\.messageID)).sorted()
             var fresh = Set<String>()
             if !messageIDs.isEmpty {
                 let rows = try await connection.query(
@@ -128,21 +129,21 @@ extension SagaStore {
     ) async throws -> BatchOutcome {
         let logger = self.logger
         let result = try await transaction { connection in
-            let rows = try await connection.query(
+            // The sagas with due timers, earliest first; then those sagas locked, skipping any that
+            // another transaction holds. Timer rows are written only under their saga's lock, so
+            // the timers of the locked sagas need no lock of their own (locking timer rows could
+            // split one saga's timers between claimers, each waiting for the other).
+            let candidates = try await connection.query(
                 """
-                SELECT saga_id, timer_id, (extract(epoch FROM due_at) * 1000)::int8 FROM saga_timers
-                WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
-                ORDER BY due_at LIMIT \(max(1, limit)) FOR UPDATE SKIP LOCKED
+                SELECT saga_id FROM saga_timers WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
+                GROUP BY saga_id ORDER BY min(due_at) LIMIT \(max(1, limit))
                 """, logger: logger)
-            var claimed: [DueTimer] = []
-            for try await (sagaID, timerID, due) in rows.decode((String, String, Int64).self) {
-                claimed.append(
-                    DueTimer(sagaID: sagaID, timerID: timerID, dueAt: SagaTimestamp(millisecondsSinceEpoch: due)))
-            }
-            guard !claimed.isEmpty else {
+            var ids: [String] = []
+            for try await id in candidates.decode(String.self) { ids.append(id) }
+            guard !ids.isEmpty else {
                 return (BatchOutcome(duplicates: 0, sagasWritten: 0, outboxRows: 0, timersFired: 0), [SagaRecord]())
             }
-            let ids = Array(Set(claimed.map(\.sagaID))).sorted()
+            ids.sort()
             let sagas = try await self.lockSagas(ids, skipLocked: true, connection: connection)
             // Timers of sagas that do not exist (any more) are dropped.
             let missing = ids.filter { sagas[$0] == nil }
@@ -153,14 +154,30 @@ extension SagaStore {
                         AND NOT EXISTS (SELECT 1 FROM sagas WHERE sagas.id = saga_timers.saga_id)
                     """, logger: logger)
             }
-            let timers = claimed.filter { sagas[$0.sagaID] != nil }
+            let locked = ids.filter { sagas[$0] != nil }
+            var claimed: [DueTimer] = []
+            if !locked.isEmpty {
+                let rows = try await connection.query(
+                    """
+                    SELECT saga_id, timer_id, (extract(epoch FROM due_at) * 1000)::int8 FROM saga_timers
+                    WHERE saga_id = ANY(\(locked)::text[]) AND due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
+                    ORDER BY due_at, saga_id, timer_id
+                    """, logger: logger)
+                for try await (sagaID, timerID, due) in rows.decode((String, String, Int64).self) {
+                    claimed.append(
+                        DueTimer(sagaID: sagaID, timerID: timerID, dueAt: SagaTimestamp(millisecondsSinceEpoch: due)))
+                }
+            }
+            let timers = claimed
             let writes = try compute(TimerBatchContext(timers: timers, sagas: sagas))
-            // A saga locked here and not written still gets its timer rows made equal to its state
-            // (a timer its state no longer holds is stale and goes).
+            // Every saga whose timers fired gets its timer rows made equal to its state, written or
+            // not (a timer its state no longer holds is stale and goes, instead of firing again).
             let writtenIDs = Set(writes.sagas.map(\.record.id))
-            let unwritten = Set(timers.map(\.sagaID)).subtracting(writtenIDs).compactMap { sagas[$0] }
+            let fired = Set(timers.map(\.sagaID))
+            let unwritten = fired.subtracting(writtenIDs).sorted().compactMap { sagas[$0] }
             var (outcome, written) = try await self.write(
-                writes, loaded: sagas, now: now, connection: connection, syncTimersOnly: unwritten)
+                writes, loaded: sagas, now: now, connection: connection, syncTimersOnly: unwritten,
+                alwaysSyncTimers: fired)
             outcome.timersFired = timers.count
             return (outcome, written)
         }
@@ -213,9 +230,13 @@ extension SagaStore {
     /// Writes a batch's results with one statement per table and kind of change.
     func write(
         _ writes: BatchWrites, loaded: [String: SagaRecord], now: SagaTimestamp, connection: PostgresConnection,
-        syncTimersOnly: [SagaRecord] = []
+        syncTimersOnly: [SagaRecord] = [], alwaysSyncTimers: Set<String> = []
     ) async throws -> (BatchOutcome, [SagaRecord]) {
         let logger = self.logger
+        var seen = Set<String>()
+        for write in writes.sagas where !seen.insert(write.record.id).inserted {
+            throw SagaStoreError.invalidBatch("saga \(write.record.id) is written twice in one batch")
+        }
         var written: [SagaRecord] = []
         var inserts = SagaColumns()
         var updates = SagaColumns()
@@ -247,7 +268,7 @@ extension SagaStore {
                 try outbox.append(message, sagaID: record.id, lane: outboxLane(of: record.id), store: self)
             }
             // The timer rows mirror the state's timers: rewritten only when those changed.
-            if loaded[record.id]?.instance.timers != record.instance.timers {
+            if alwaysSyncTimers.contains(record.id) || loaded[record.id]?.instance.timers != record.instance.timers {
                 timerSagas.append(record.id)
                 timerRows.append(record.instance)
             }
@@ -262,7 +283,8 @@ extension SagaStore {
                 """
                 INSERT INTO sagas (id, tenant, saga_type, definition_version, status, state, start_key, priority,
                     waiting_for, waiting_detail, wait_until, revision, created_at, updated_at)
-                SELECT u.id, u.tenant, u.saga_type, u.version, u.status, u.state, nullif(u.start_key, ''),
+                SELECT u.id, u.tenant, u.saga_type, u.version, u.status, u.state,
+                    CASE WHEN u.has_start_key THEN u.start_key END,
                     u.priority, nullif(u.waiting_for, ''), nullif(u.waiting_detail, ''),
                     CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END, 1,
                     to_timestamp(u.created::float8 / 1000), to_timestamp(u.updated::float8 / 1000)
@@ -270,9 +292,9 @@ extension SagaStore {
                     \(inserts.versions)::int8[], \(inserts.statuses)::text[], \(inserts.states)::text[],
                     \(inserts.startKeys)::text[], \(inserts.priorities)::int8[], \(inserts.waitingFor)::text[],
                     \(inserts.waitingDetails)::text[], \(inserts.waitUntil)::int8[], \(inserts.created)::int8[],
-                    \(inserts.updated)::int8[])
+                    \(inserts.updated)::int8[], \(inserts.hasStartKey)::bool[])
                     AS u(id, tenant, saga_type, version, status, state, start_key, priority, waiting_for,
-                        waiting_detail, wait_until, created, updated)
+                        waiting_detail, wait_until, created, updated, has_start_key)
                 """, logger: logger)
         }
         if !updates.ids.isEmpty {
@@ -317,10 +339,12 @@ extension SagaStore {
             try await connection.query(
                 """
                 INSERT INTO saga_outbox (saga_id, lane, topic, message_key, headers, payload)
-                SELECT u.saga_id, u.lane, u.topic, nullif(u.message_key, ''), u.headers::json, u.payload
+                SELECT u.saga_id, u.lane, u.topic, CASE WHEN u.has_key THEN u.message_key END, u.headers::json,
+                    u.payload
                 FROM unnest(\(outbox.sagas)::text[], \(outbox.lanes)::int8[], \(outbox.topics)::text[],
-                    \(outbox.keys)::text[], \(outbox.headers)::text[], \(outbox.payloads)::text[])
-                    WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, n)
+                    \(outbox.keys)::text[], \(outbox.headers)::text[], \(outbox.payloads)::text[],
+                    \(outbox.hasKeys)::bool[])
+                    WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, has_key, n)
                 ORDER BY u.n
                 """, logger: logger)
             try await connection.query("NOTIFY saga_outbox", logger: logger)
@@ -349,7 +373,7 @@ extension SagaStore {
                 """
                 INSERT INTO saga_pending_signals (tenant, saga_type, start_key, signal_id, name, payload,
                     received_at, expires_at)
-                SELECT u.tenant, u.saga_type, u.start_key, u.signal_id, u.name, u.payload::jsonb,
+                SELECT u.tenant, u.saga_type, u.start_key, u.signal_id, u.name, u.payload,
                     to_timestamp(u.received::float8 / 1000), to_timestamp(u.expires::float8 / 1000)
                 FROM unnest(\(tenants)::text[], \(types)::text[], \(keys)::text[], \(signalIDs)::text[],
                     \(names)::text[], \(payloads)::text[], \(received)::int8[], \(expires)::int8[])
@@ -377,6 +401,7 @@ struct SagaColumns {
     var statuses: [String] = []
     var states: [String] = []
     var startKeys: [String] = []
+    var hasStartKey: [Bool] = []
     var priorities: [Int] = []
     var waitingFor: [String] = []
     var waitingDetails: [String] = []
@@ -393,6 +418,7 @@ struct SagaColumns {
         statuses.append(instance.status.rawValue)
         states.append(state)
         startKeys.append(record.startKey ?? "")
+        hasStartKey.append(record.startKey != nil)
         priorities.append(record.priority)
         let wait = instance.waitClassification
         waitingFor.append(wait?.kind ?? "")
@@ -426,6 +452,7 @@ struct OutboxColumns {
     var lanes: [Int] = []
     var topics: [String] = []
     var keys: [String] = []
+    var hasKeys: [Bool] = []
     var headers: [String] = []
     var payloads: [String] = []
 
@@ -440,6 +467,7 @@ struct OutboxColumns {
         lanes.append(lane)
         topics.append(message.topic)
         keys.append(message.key ?? "")
+        hasKeys.append(message.key != nil)
         headers.append(headerText)
         payloads.append(message.payload)
     }

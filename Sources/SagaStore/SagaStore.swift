@@ -113,6 +113,8 @@ public enum SagaStoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidJSON(what: String, reason: String)
     /// No saga with this id.
     case sagaNotFound(String)
+    /// What a batch's closure returned cannot be written (a saga written twice); nothing was.
+    case invalidBatch(String)
     /// PostgreSQL reported an error, or the connection failed; the transaction was rolled back.
     case database(message: String, sqlState: String?)
 
@@ -126,6 +128,7 @@ public enum SagaStoreError: Error, Sendable, Hashable, CustomStringConvertible {
             return "\(what) is \(bytes) bytes, more than the limit of \(limit)"
         case .invalidJSON(let what, let reason): return "\(what) is not valid JSON: \(reason)"
         case .sagaNotFound(let id): return "no saga with id '\(id)'"
+        case .invalidBatch(let message): return "invalid batch: \(message)"
         case .database(let message, let sqlState):
             return "PostgreSQL: \(message)\(sqlState.map { " (SQLSTATE \($0))" } ?? "")"
         }
@@ -262,13 +265,22 @@ public final class SagaStore: Sendable {
         return text
     }
 
-    /// A saga's state as stored.
+    /// A saga's state as stored; refused when it would nest too deeply to be read back.
     func state(of instance: SagaInstance) throws(SagaStoreError) -> String {
-        try limited(instance.jsonText, what: "the state of saga \(instance.id)")
+        let depth = instance.jsonDepth
+        guard depth <= SagaInstance.maximumStateDepth else {
+            throw .invalidJSON(
+                what: "the state of saga \(instance.id)",
+                reason: "nested \(depth) levels deep, more than \(SagaInstance.maximumStateDepth)")
+        }
+        return try limited(instance.jsonText, what: "the state of saga \(instance.id)")
     }
 
     /// A saga's state from its stored text.
     func instance(from text: String, id: String) throws(SagaStoreError) -> SagaInstance {
+        // (The state parser allows deeper nesting than documents from outside, which are capped at
+        // JSONValue.maximumParseDepth: a result stored under `results.<step>` sits a few levels
+        // deeper than it arrived.)
         do {
             return try SagaInstance(jsonText: text)
         } catch {

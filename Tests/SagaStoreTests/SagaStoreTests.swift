@@ -187,7 +187,8 @@ struct SagaStoreTests {
                         // Each batch names the sagas in a different order.
                         let order = round.isMultiple(of: 2) ? ids : ids.reversed()
                         group.addTask {
-                            let inputs = order.map { TestInput(sagaID: $0) }
+                            // Pairs of batches carry the same message ids, as a redelivery would.
+                            let inputs = order.map { TestInput(messageID: "m-\(round / 2)-\($0)", sagaID: $0) }
                             try await store.applyBatch(inputs, now: Sagas.t0) { context in
                                 BatchWrites(
                                     sagas: context.sagas.values.map { record in
@@ -200,7 +201,8 @@ struct SagaStoreTests {
                     }
                     try await group.waitForAll()
                 }
-                for id in ids { #expect(try await store.saga(id).record.revision == 13) }
+                // Each message applied once: six distinct rounds of messages.
+                for id in ids { #expect(try await store.saga(id).record.revision == 7) }
             }
         }
     }
@@ -279,20 +281,33 @@ struct SagaStoreTests {
     func timerClaimers() async throws {
         try await withDatabase { database in
             try await database.withStore(connections: 8) { store in
-                let ids = try await Sagas.insert(200, into: store)
-                // Every saga has its attempt timer, due 30 s after its start.
+                // Every saga has three due timers (its attempt timeout, a retry and its deadline), so
+                // one saga's timers are due together, as after a pause of the whole service.
+                var writes: [SagaWrite] = []
+                for _ in 0..<200 {
+                    var (write, _) = Sagas.started()
+                    write.record.instance.timers += [
+                        SagaTimer(kind: .retryBackoff, step: "charge", action: .execute, attempt: 1, dueAt: Sagas.t0),
+                        SagaTimer(kind: .deadline, dueAt: Sagas.t0 + .minutes(1)),
+                    ]
+                    writes.append(write)
+                }
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: writes) }
+                let ids = writes.map(\.record.id)
                 let now = Sagas.t0 + .minutes(5)
                 let all = try await withThrowingTaskGroup(of: [String].self) { group in
                     for _ in 0..<4 {
                         group.addTask {
                             var fired: [String] = []
                             while true {
+                                try Task.checkCancellation()
                                 let outcome = try await store.applyDueTimers(now: now, limit: 7) { context in
                                     fired += context.timers.map { "\($0.sagaID)/\($0.timerID)" }
+                                    let firedIDs = Set(context.timers.map(\.timerID))
                                     return BatchWrites(
-                                        sagas: context.timers.map { timer in
-                                            var record = context.sagas[timer.sagaID]!
-                                            record.instance.timers.removeAll { $0.id == timer.timerID }
+                                        sagas: Set(context.timers.map(\.sagaID)).sorted().map { id in
+                                            var record = context.sagas[id]!
+                                            record.instance.timers.removeAll { firedIDs.contains($0.id) }
                                             return SagaWrite(record: record)
                                         })
                                 }
@@ -307,8 +322,8 @@ struct SagaStoreTests {
                     for try await fired in group { all += fired }
                     return all
                 }
-                #expect(all.count == ids.count)
-                #expect(Set(all).count == ids.count)
+                #expect(all.count == ids.count * 3)
+                #expect(Set(all).count == ids.count * 3)
             }
         }
     }
@@ -495,8 +510,11 @@ struct SagaStoreTests {
                         }
                     }
                 }
-                var iterator = locked.makeAsyncIterator()
-                try #require(await iterator.next() != nil, "the other transaction holds the saga")
+                let holds = try await withDeadline(.seconds(30), "the other transaction to lock the saga") {
+                    var iterator = locked.makeAsyncIterator()
+                    return await iterator.next() != nil
+                }
+                try #require(holds, "the other transaction holds the saga")
                 let batch = Task {
                     try await store.applyBatch([input], now: Sagas.t0) { context in
                         var record = context.sagas["saga-1"]!
@@ -509,6 +527,7 @@ struct SagaStoreTests {
                 let terminate = """
                     SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity
                     WHERE datname = '\(database.configuration.database)' AND wait_event_type = 'Lock'
+                        AND state = 'active' AND query LIKE '%FOR UPDATE OF s%'
                     """
                 do {
                     try await withDeadline(.seconds(30), "the batch to wait for the lock, and be terminated") {
@@ -521,18 +540,26 @@ struct SagaStoreTests {
                     _ = try? await batch.value
                     throw error
                 }
-                let error = await #expect(throws: SagaStoreError.self) { try await batch.value }
-                #expect(error?.isTransient == true, "\(String(describing: error))")
+                let result = try await withDeadline(.seconds(30), "the terminated batch to end") { await batch.result }
+                guard case .failure(let failure) = result, let error = failure as? SagaStoreError else {
+                    Issue.record("the batch should have failed with a store error: \(result)")
+                    return
+                }
+                #expect(error.isTransient, "\(error)")
                 releaseNow.finish()
-                try await holder.value
+                try await withDeadline(.seconds(30), "the other transaction to end") { try await holder.value }
                 let inbox = try await database.count("SELECT count(*)::int8 FROM saga_inbox")
                 let outbox = try await database.count("SELECT count(*)::int8 FROM saga_outbox")
-                let revision = try await store.saga("saga-1").record.revision
+                let revision = try await withDeadline(.seconds(30), "the saga to be read") {
+                    try await store.saga("saga-1").record.revision
+                }
                 #expect(inbox == 0 && outbox == 1 && revision == 1)
                 // The same batch again goes through.
-                let outcome = try await store.applyBatch([input], now: Sagas.t0) { context in
-                    #expect(context.inputs.count == 1)
-                    return BatchWrites(sagas: [SagaWrite(record: context.sagas["saga-1"]!)])
+                let outcome = try await withDeadline(.seconds(30), "the batch to be retried") {
+                    try await store.applyBatch([input], now: Sagas.t0) { context in
+                        #expect(context.inputs.count == 1)
+                        return BatchWrites(sagas: [SagaWrite(record: context.sagas["saga-1"]!)])
+                    }
                 }
                 #expect(outcome.sagasWritten == 1 && outcome.duplicates == 0)
             }
@@ -563,6 +590,59 @@ struct SagaStoreTests {
                 let sagas = try await database.count("SELECT count(*)::int8 FROM sagas")
                 let inbox = try await database.count("SELECT count(*)::int8 FROM saga_inbox")
                 #expect(sagas == 0 && inbox == 0)
+            }
+        }
+    }
+
+    @Test("a saga written twice in one batch is refused; empty keys stay empty; a NUL in a signal is kept")
+    func awkwardWrites() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                let (write, _) = Sagas.started("saga-1")
+                let error = await #expect(throws: SagaStoreError.self) {
+                    try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write, write]) }
+                }
+                #expect(error == .invalidBatch("saga saga-1 is written twice in one batch"))
+                // An empty start key is a key, and an empty message key is a key.
+                var (keyed, _) = Sagas.started("saga-2", startKey: "")
+                keyed.outbox = [OutboxMessage(topic: "t", key: "", payload: "p")]
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [keyed]) }
+                #expect(try await store.sagaID(startedBy: StartKey(sagaType: "order", key: "")) == "saga-2")
+                #expect(try await store.outbox(lanes: Array(0..<16), limit: 10).first?.message.key == "")
+                // A signal whose payload holds a NUL character.
+                let pending = PendingSignal(
+                    target: StartKey(sagaType: "order", key: "later"),
+                    signal: SignalDelivery(id: "s-1", name: "note", payload: ["text": "a\u{0}b"]),
+                    receivedAt: Sagas.t0, expiresAt: Sagas.t0 + .seconds(1))
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(pendSignals: [pending]) }
+                let expired = try await store.expirePendingSignals(now: Sagas.t0 + .minutes(1))
+                #expect(expired.map(\.signal.payload) == [["text": "a\u{0}b"]])
+            }
+        }
+    }
+
+    @Test("a state nested too deeply to be read back is refused before it is written")
+    func tooDeep() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                var deep: JSONValue = "bottom"
+                for _ in 0..<SagaInstance.maximumStateDepth { deep = ["down": deep] }
+                let (write, _) = Sagas.started("saga-deep", input: deep)
+                let error = await #expect(throws: SagaStoreError.self) {
+                    try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
+                }
+                guard case .invalidJSON(let what, let reason)? = error else {
+                    Issue.record("unexpected \(String(describing: error))")
+                    return
+                }
+                #expect(what == "the state of saga saga-deep" && reason.contains("levels deep"))
+                // One that nests as deep as documents from outside may is written and read back.
+                var allowed: JSONValue = "bottom"
+                for _ in 0..<(JSONValue.maximumParseDepth - 1) { allowed = ["down": allowed] }
+                let (fine, _) = Sagas.started("saga-fine", input: allowed)
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [fine]) }
+                let other = try await database.withStoreResult { try await $0.saga("saga-fine") }
+                #expect(other.record.instance.input == allowed)
             }
         }
     }

@@ -74,6 +74,13 @@ struct TestDatabase: Sendable {
         }
     }
 
+    /// Runs `body` with a store of its own (an empty state cache) and returns its result.
+    func withStoreResult<T: Sendable>(_ body: (SagaStore) async throws -> T) async throws -> T {
+        try await SagaStore.withStore(configuration: configuration, logger: StoreTestEnvironment.logger) { store in
+            try await body(store)
+        }
+    }
+
     /// Migrates this database with a store of its own; returns the versions applied.
     func migrate() async throws -> [Int] {
         try await SagaStore.withStore(configuration: configuration, logger: StoreTestEnvironment.logger) { store in
