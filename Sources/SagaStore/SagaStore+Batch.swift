@@ -118,11 +118,11 @@ extension SagaStore {
         return result.0
     }
 
-    /// Fires due timers: in one transaction, claims up to `limit` timers due at `now`
-    /// (`FOR UPDATE SKIP LOCKED`, so instances never share one), locks their sagas (skipping a saga
-    /// another transaction holds: its timers stay for the next round), calls `compute`, and writes
-    /// as ``applyBatch(_:now:compute:)`` does. Returns what was done; `timersFired` counts the
-    /// timers handed to `compute`.
+    /// Fires due timers: in one transaction, takes up to `limit` sagas with timers due at `now`,
+    /// earliest first, and locks them with `FOR UPDATE SKIP LOCKED` (instances never share a saga;
+    /// a saga another transaction holds keeps its timers for the next round), reads their due
+    /// timers, calls `compute`, and writes as ``applyBatch(_:now:compute:)`` does. Returns what was
+    /// done; `timersFired` counts the timers handed to `compute`.
     @discardableResult
     public func applyDueTimers(
         now: SagaTimestamp, limit: Int = 500, compute: (TimerBatchContext) throws -> BatchWrites
