@@ -3,6 +3,7 @@ import Logging
 import NIOSSL
 import PostgresNIO
 import SagaCore
+import Synchronization
 
 /// Where and how the store reaches PostgreSQL, and the limits it enforces.
 public struct SagaStoreConfiguration: Sendable {
@@ -24,6 +25,9 @@ public struct SagaStoreConfiguration: Sendable {
     /// How many saga states the store keeps in memory between batches (0: none). A batch then
     /// reads a state from PostgreSQL only when its revision changed since this store wrote it.
     public var stateCacheCapacity: Int = 50_000
+    /// How long a `ROLLBACK` after a failed batch may take before the store gives up on the
+    /// connection and closes it (the server rolls back what a closed connection held).
+    public var rollbackTimeout: Duration = .seconds(10)
 
     /// How the connection is encrypted.
     public enum TLSMode: String, Sendable, CaseIterable {
@@ -198,11 +202,79 @@ public final class SagaStore: Sendable {
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     /// PostgreSQL's errors come out as ``SagaStoreError``; any other error `body` throws comes out
     /// as it was thrown.
+    ///
+    /// When the server ended the connection (a FATAL error such as `pg_terminate_backend`'s, or the
+    /// connection lost), no `ROLLBACK` is sent: the server rolled back already, and a statement
+    /// sent on a connection that is closing may never be answered (postgres-nio 1.33 leaves it
+    /// waiting). The connection is closed instead, and the pool opens a new one.
     func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        let logger = self.logger
+        let rollbackTimeout = configuration.rollbackTimeout
         do {
-            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            return try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                let value: Result
+                do {
+                    value = try await body(connection)
+                } catch {
+                    await Self.rollBack(connection, after: error, timeout: rollbackTimeout, logger: logger)
+                    throw error
+                }
+                try await connection.query("COMMIT", logger: logger)
+                return value
+            }
         } catch {
             throw Self.unwrapped(error)
+        }
+    }
+
+    /// Whether `error` means the server ended the connection: nothing more can be sent on it.
+    static func endsConnection(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .connectionError,
+            .messageDecodingFailure, .unexpectedBackendMessage:
+            return true
+        case .server:
+            let severity = error.serverInfo?[.severity] ?? ""
+            return severity == "FATAL" || severity == "PANIC"
+        default:
+            return false
+        }
+    }
+
+    /// Rolls back the transaction `body` failed in; closes the connection instead when the server
+    /// ended it, and when the rollback does not come back within `timeout`.
+    static func rollBack(
+        _ connection: PostgresConnection, after error: any Error, timeout: Duration, logger: Logger
+    ) async {
+        if connection.isClosed || endsConnection(error) {
+            try? await connection.close()
+            return
+        }
+        // The rollback is raced against a timer without waiting for the loser: a statement that is
+        // never answered must not hold the batch (and so the whole engine) forever.
+        let rolledBack = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let once = Mutex(Optional(continuation))
+            let finish: @Sendable (Bool) -> Void = { outcome in
+                once.withLock { $0.take() }?.resume(returning: outcome)
+            }
+            Task {
+                do {
+                    try await connection.query("ROLLBACK", logger: logger)
+                    finish(true)
+                } catch {
+                    finish(false)
+                }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                finish(false)
+            }
+        }
+        if !rolledBack {
+            logger.warning("rollback failed or timed out; closing the connection", metadata: ["db.error": "\(error)"])
+            try? await connection.close()
         }
     }
 
