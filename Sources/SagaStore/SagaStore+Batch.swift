@@ -14,8 +14,9 @@ extension SagaStore {
     /// 4. calls `compute`, which must be pure: it gets the batch and the locked sagas and returns
     ///    what to write;
     /// 5. writes states (new sagas inserted), history, timers (kept equal to each state's
-    ///    timers), pending signals and outbox rows, a few multi-row statements in all, notifies the
-    ///    outbox relay (`NOTIFY saga_outbox`), and commits.
+    ///    timers), pending signals and outbox rows, a few multi-row statements in all, and commits;
+    /// 6. when it wrote outbox rows, wakes the outbox relays (`NOTIFY saga_outbox`, sent after the
+    ///    commit: see ``OutboxNotifier``).
     ///
     /// Nothing is written when anything fails: the error of `compute` comes out as it was thrown;
     /// PostgreSQL's as a ``SagaStoreError``.
@@ -113,8 +114,9 @@ extension SagaStore {
             outcome.duplicates = duplicates.count
             return (outcome, written)
         }
-        // Committed: the states written are now the database's.
+        // Committed: the states written are now the database's, and the relays may read the rows.
         cache.store(result.1)
+        if result.0.outboxRows > 0 { outboxNotifier.wake() }
         return result.0
     }
 
@@ -182,6 +184,7 @@ extension SagaStore {
             return (outcome, written)
         }
         cache.store(result.1)
+        if result.0.outboxRows > 0 { outboxNotifier.wake() }
         return result.0
     }
 
@@ -347,7 +350,6 @@ extension SagaStore {
                     WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, has_key, n)
                 ORDER BY u.n
                 """, logger: logger)
-            try await connection.query("NOTIFY saga_outbox", logger: logger)
         }
         if !writes.pendSignals.isEmpty {
             var tenants: [String] = []

@@ -174,6 +174,7 @@ public final class SagaStore: Sendable {
     let configuration: SagaStoreConfiguration
     let logger: Logger
     let cache: SagaStateCache
+    let outboxNotifier = OutboxNotifier()
 
     public init(configuration: SagaStoreConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -182,9 +183,14 @@ public final class SagaStore: Sendable {
         client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
     }
 
-    /// Runs the connection pool until the task is cancelled.
+    /// Runs the connection pool, and the notifications that wake outbox relays, until the task is
+    /// cancelled or a graceful shutdown ends the pool.
     public func run() async {
-        await client.run()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.outboxNotifier.run(client: self.client, logger: self.logger) }
+            await client.run()
+            outboxNotifier.finish()
+        }
     }
 
     /// Runs `body` with a running store, and stops the store when `body` returns.

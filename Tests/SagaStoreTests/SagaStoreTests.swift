@@ -358,6 +358,39 @@ struct SagaStoreTests {
 
     // MARK: outbox
 
+    @Test("a batch that writes outbox rows wakes LISTEN saga_outbox once it committed; one without does not")
+    func outboxNotification() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                try await SQL.withClient(database.configuration) { client in
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: "saga_outbox") { notifications in
+                            // A batch without outbox rows, then one with: the first notification is
+                            // the second batch's, and its rows are there to read when it arrives.
+                            var (quiet, _) = Sagas.started("saga-quiet")
+                            quiet.outbox = []
+                            try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in
+                                BatchWrites(sagas: [quiet])
+                            }
+                            let (write, _) = Sagas.started("saga-1")
+                            try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in
+                                BatchWrites(sagas: [write])
+                            }
+                            let rows = try await withDeadline(.seconds(30), "the outbox notification") {
+                                for try await notification in notifications {
+                                    #expect(notification.payload.isEmpty)
+                                    return try await store.outbox(lanes: Array(0..<16), limit: 10).count
+                                }
+                                return -1
+                            }
+                            #expect(rows == 1)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test("the outbox gives each saga's messages in the order they were written")
     func outboxOrder() async throws {
         try await withDatabase { database in

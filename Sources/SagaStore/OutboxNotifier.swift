@@ -1,0 +1,44 @@
+import Logging
+import PostgresNIO
+
+/// Wakes the outbox relays (sessions that `LISTEN saga_outbox`) after batches that wrote outbox
+/// rows, with `NOTIFY` sent on its own, after those batches committed, never inside them.
+///
+/// A transaction that notifies takes one lock for the whole PostgreSQL server and holds it until
+/// its commit is flushed, so notifying inside every batch would put every commit in a line, one
+/// WAL flush after another. Sent alone, a notification writes nothing to the WAL and holds that
+/// lock only for a moment. Wake-ups that come while one is being sent are folded into one more,
+/// sent after it: a relay is woken after every batch's commit, at most one notification at a time.
+final class OutboxNotifier: Sendable {
+    /// The notification channel relays listen on.
+    static let channel = "saga_outbox"
+
+    private let wakeUps: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() {
+        (wakeUps, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Asks for a notification (at once, or right after the one being sent).
+    func wake() {
+        continuation.yield()
+    }
+
+    /// Stops sending; ``run(client:logger:)`` returns.
+    func finish() {
+        continuation.finish()
+    }
+
+    /// Sends the notifications asked for until ``finish()`` or cancellation.
+    func run(client: PostgresClient, logger: Logger) async {
+        for await _ in wakeUps {
+            do {
+                try await client.query("SELECT pg_notify(\(Self.channel), '')", logger: logger)
+            } catch {
+                // The relays' polling finds the rows anyway.
+                logger.debug("outbox notification not sent", metadata: ["db.error": "\(String(reflecting: error))"])
+            }
+        }
+    }
+}
