@@ -37,6 +37,8 @@ public final class KafkaConsumer: Sendable {
         let local = EventThreadLocal()
         let stream: AsyncStream<[KafkaMessage]>
         let continuation: AsyncStream<[KafkaMessage]>.Continuation
+        /// `State.revocations`, readable without the lock.
+        let revocationCount = Atomic<UInt64>(0)
 
         init(handle: RdKafkaHandle, messages: OpaquePointer, maximumBuffered: Int) {
             self.handle = handle
@@ -58,6 +60,32 @@ public final class KafkaConsumer: Sendable {
         var closed = false
         var closing = false
         var lastError: KafkaError?
+        /// Moves on whenever partitions are taken away, so the reader checks the messages it holds
+        /// again before handing them out.
+        var revocations: UInt64 = 0
+
+        /// The messages of `batch` whose partition this member still owns under the assignment
+        /// that fetched them. Messages come in runs of one partition: decided once per run.
+        /// Usually every message is still owned, and the batch comes back as it is, without a copy.
+        func owned(_ batch: [KafkaMessage]) -> [KafkaMessage] {
+            var run: (topic: String, partition: Int32, epoch: UInt64, owned: Bool)?
+            func isOwned(_ message: KafkaMessage) -> Bool {
+                if let run, run.partition == message.partition, run.epoch == message.assignmentEpoch,
+                    run.topic == message.topic
+                {
+                    return run.owned
+                }
+                let owned =
+                    assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
+                    == message.assignmentEpoch
+                run = (message.topic, message.partition, message.assignmentEpoch, owned)
+                return owned
+            }
+            guard let firstLost = batch.firstIndex(where: { !isOwned($0) }) else { return batch }
+            var owned = Array(batch[..<firstLost])
+            for message in batch[(firstLost + 1)...] where isOwned(message) { owned.append(message) }
+            return owned
+        }
     }
 
     /// The event thread's own state, never touched by another thread.
@@ -299,38 +327,30 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// The reader took `batch`: count it out of the buffer, resume fetching when the buffer has
-    /// drained to half, and keep only the messages of partitions this member still owns.
-    fileprivate func took(_ batch: [KafkaMessage]) -> [KafkaMessage] {
-        let (owned, resume) = core.state.withLock { state -> ([KafkaMessage], Bool) in
+    /// drained to half, and keep only the messages of partitions this member still owns. Returns
+    /// them with the revocation count they were checked at.
+    fileprivate func took(_ batch: [KafkaMessage]) -> (messages: [KafkaMessage], revocations: UInt64) {
+        let (owned, revocations, resume) = core.state.withLock { state -> ([KafkaMessage], UInt64, Bool) in
             state.buffered -= batch.count
             var resume = false
             if state.full && state.buffered <= core.maximumBuffered / 2 {
                 state.full = false
                 resume = true
             }
-            // Messages come in runs of one partition: decide once per run. Usually every message
-            // is still owned, and the batch is handed on as it is, without a copy.
-            var run: (topic: String, partition: Int32, epoch: UInt64, owned: Bool)?
-            func isOwned(_ message: KafkaMessage) -> Bool {
-                if let run, run.partition == message.partition, run.epoch == message.assignmentEpoch,
-                    run.topic == message.topic
-                {
-                    return run.owned
-                }
-                let owned =
-                    state.assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
-                    == message.assignmentEpoch
-                run = (message.topic, message.partition, message.assignmentEpoch, owned)
-                return owned
-            }
-            guard let firstLost = batch.firstIndex(where: { !isOwned($0) }) else { return (batch, resume) }
-            var owned = Array(batch[..<firstLost])
-            for message in batch[(firstLost + 1)...] where isOwned(message) { owned.append(message) }
-            return (owned, resume)
+            return (state.owned(batch), state.revocations, resume)
         }
         // Wake the event thread from its wait on the group's events: there is room again.
         if resume { _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) } }
-        return owned
+        return (owned, revocations)
+    }
+
+    /// How often partitions were taken away so far (one atomic read: checked per message).
+    fileprivate var revocations: UInt64 { core.revocationCount.load(ordering: .acquiring) }
+
+    /// The messages of `messages` still owned, after a rebalance took partitions away while the
+    /// reader held them; and the revocation count they were checked at.
+    fileprivate func stillOwned(_ messages: [KafkaMessage]) -> (messages: [KafkaMessage], revocations: UInt64) {
+        core.state.withLock { state in (state.owned(messages), state.revocations) }
     }
 
     /// Runs on the event thread: hands the fetched messages to the reader, and notes when the
@@ -480,7 +500,11 @@ public final class KafkaConsumer: Sendable {
             handOver(core: core)
             let assignment = core.state.withLock { state in
                 state.epoch += 1
-                if !cooperative { state.assignment.removeAll() }
+                if !cooperative && !state.assignment.isEmpty {
+                    state.assignment.removeAll()
+                    state.revocations += 1
+                    core.revocationCount.store(state.revocations, ordering: .releasing)
+                }
                 for partition in partitions { state.assignment[partition] = state.epoch }
                 return state.assignment
             }
@@ -513,6 +537,8 @@ public final class KafkaConsumer: Sendable {
                 } else {
                     state.assignment.removeAll()
                 }
+                state.revocations += 1
+                core.revocationCount.store(state.revocations, ordering: .releasing)
                 return state.assignment
             }
             if cooperative {
@@ -528,7 +554,11 @@ public final class KafkaConsumer: Sendable {
         default:
             // A rebalance error: give everything up; the group assigns again.
             handOver(core: core)
-            core.state.withLock { $0.assignment.removeAll() }
+            core.state.withLock { state in
+                state.assignment.removeAll()
+                state.revocations += 1
+                core.revocationCount.store(state.revocations, ordering: .releasing)
+            }
             core.local.epochs.removeAll()
             _ = rd_kafka_assign(client, nil)
             logFailure(KafkaError(code), core: core)
@@ -550,19 +580,30 @@ public struct KafkaMessageSequence: AsyncSequence, Sendable {
         var base: AsyncStream<[KafkaMessage]>.AsyncIterator
         var batch: [KafkaMessage] = []
         var position = 0
+        /// The revocation count `batch` was checked at.
+        var revocations: UInt64 = 0
 
         public mutating func next() async -> KafkaMessage? {
             await next(isolation: #isolation)
         }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> KafkaMessage? {
-            while position == batch.count {
-                guard let fetched = await base.next(isolation: actor) else { return nil }
-                batch = consumer.took(fetched)
-                position = 0
+            while true {
+                while position == batch.count {
+                    guard let fetched = await base.next(isolation: actor) else { return nil }
+                    (batch, revocations) = consumer.took(fetched)
+                    position = 0
+                }
+                // A rebalance took partitions away since the batch was checked: what is left of it
+                // is checked again, so no message of a partition now another member's comes out.
+                if consumer.revocations != revocations {
+                    (batch, revocations) = consumer.stillOwned(Array(batch[position...]))
+                    position = 0
+                    continue
+                }
+                defer { position += 1 }
+                return batch[position]
             }
-            defer { position += 1 }
-            return batch[position]
         }
     }
 

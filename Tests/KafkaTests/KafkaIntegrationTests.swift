@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import Synchronization
 import Testing
 
 /// Producer, consumer and admin against a real Kafka-protocol broker: librdkafka's mock cluster,
@@ -166,6 +167,68 @@ struct KafkaIntegrationTests {
         await two.close()
         await reader.value
         await background.value
+        await producer.close()
+    }
+
+    /// What the members of ``heldMessagesOfRevokedPartitions()`` read.
+    final class Seen: Sendable {
+        private let state = Mutex<(values: Set<String>, foreign: [String])>(([], []))
+
+        func withLock<T>(_ body: (inout (values: Set<String>, foreign: [String])) -> T) -> T {
+            state.withLock { body(&$0) }
+        }
+    }
+
+    @Test("messages the reader already holds for a partition taken away in a rebalance are not handed out")
+    func heldMessagesOfRevokedPartitions() async throws {
+        let broker = try TestBroker(brokers: 1)  // one fetch brings every partition's messages at once
+        let topic = try await broker.topic(partitions: 4)
+        let group = KafkaTestEnvironment.unique("group")
+        let producer = try broker.producer()
+        let count = 200
+        _ = try await sendNumbered(count, to: topic, keys: 40, with: producer)
+        let one = try broker.consumer(group: group)
+        try one.subscribe(to: [topic])
+        // `one` takes its first message, and with it a batch of others that stay in its reader's
+        // hands while a second member joins and takes partitions away.
+        let (held, heldNow) = AsyncStream<Void>.makeStream()
+        let (resume, resumeNow) = AsyncStream<Void>.makeStream()
+        let seen = Seen()
+        try await eventually("every message fetched") { one.mostBufferedMessages == count }
+        let reader = Task {
+            var iterator = one.messages.makeAsyncIterator()
+            guard await iterator.next() != nil else { return }
+            heldNow.yield()
+            for await _ in resume { break }
+            while let message = await iterator.next() {
+                let owned = one.assignment.contains(
+                    KafkaTopicPartition(topic: message.topic, partition: message.partition))
+                seen.withLock { seen in
+                    seen.values.insert(message.stringValue ?? "")
+                    if !owned { seen.foreign.append("\(message.topic)[\(message.partition)]@\(message.offset)") }
+                }
+            }
+        }
+        try await withDeadline(.seconds(30), "the first message") {
+            var iterator = held.makeAsyncIterator()
+            _ = await iterator.next()
+        }
+        let two = try broker.consumer(group: group)
+        try two.subscribe(to: [topic])
+        let other = Task {
+            for await message in two.messages {
+                seen.withLock { _ = $0.values.insert(message.stringValue ?? "") }
+            }
+        }
+        try await eventually("the partitions to be shared") { !two.assignment.isEmpty && one.assignment.count < 4 }
+        resumeNow.yield()
+        // Both members read their partitions from the start again (nothing was committed).
+        try await eventually("every message read again") { seen.withLock { $0.values.count } == count }
+        #expect(seen.withLock { $0.foreign } == [])
+        await one.close()
+        await two.close()
+        await reader.value
+        await other.value
         await producer.close()
     }
 
