@@ -13,7 +13,8 @@ extension SagaInstance {
     /// four levels down.
     public static let maximumStateDepth = JSONValue.maximumParseDepth + 8
 
-    /// How deeply the state's JSON form nests: its deepest document plus the levels above it.
+    /// How deeply the state's JSON form nests: its deepest document plus the levels above it,
+    /// counted one level generously (the refusal errs on the safe side).
     public var jsonDepth: Int {
         var deepest = input.depth + 1
         for value in results.values { deepest = max(deepest, value.depth + 2) }

@@ -5,10 +5,11 @@ import PostgresNIO
 /// rows, with `NOTIFY` sent on its own, after those batches committed, never inside them.
 ///
 /// A transaction that notifies takes one lock for the whole PostgreSQL server and holds it until
-/// its commit is flushed, so notifying inside every batch would put every commit in a line, one
-/// WAL flush after another. Sent alone, a notification writes nothing to the WAL and holds that
-/// lock only for a moment. Wake-ups that come while one is being sent are folded into one more,
-/// sent after it: a relay is woken after every batch's commit, at most one notification at a time.
+/// its commit is flushed, so notifying inside every batch would put every batch's commit in a line,
+/// one WAL flush after another. Sent alone, the notification still commits (and waits for its
+/// flush under that lock), but the batches' commits no longer queue behind it, and a store has at
+/// most one notification in flight: wake-ups that come while one is being sent are folded into one
+/// more, sent after it. A relay is so woken after every batch's commit.
 final class OutboxNotifier: Sendable {
     /// The notification channel relays listen on.
     static let channel = "saga_outbox"

@@ -131,31 +131,34 @@ extension SagaStore {
     ) async throws -> BatchOutcome {
         let logger = self.logger
         let result = try await transaction { connection in
-            // The sagas with due timers, earliest first; then those sagas locked, skipping any that
-            // another transaction holds. Timer rows are written only under their saga's lock, so
-            // the timers of the locked sagas need no lock of their own (locking timer rows could
-            // split one saga's timers between claimers, each waiting for the other).
-            let candidates = try await connection.query(
+            // The sagas with due timers, earliest first, chosen and locked in one statement that
+            // skips any another transaction holds: skipped rows do not count towards the limit, so
+            // claimers running together take different sagas instead of all reaching for the same
+            // first ones. Timer rows are written only under their saga's lock, so the timers of the
+            // locked sagas need no lock of their own (locking timer rows could split one saga's
+            // timers between claimers, each waiting for the other).
+            let chosen = try await connection.query(
                 """
-                SELECT saga_id FROM saga_timers WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
-                GROUP BY saga_id ORDER BY min(due_at) LIMIT \(max(1, limit))
+                SELECT s.id FROM sagas s
+                JOIN (SELECT saga_id, min(due_at) AS due FROM saga_timers
+                    WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000) GROUP BY saga_id) AS t
+                    ON t.saga_id = s.id
+                ORDER BY t.due LIMIT \(max(1, limit)) FOR UPDATE OF s SKIP LOCKED
                 """, logger: logger)
             var ids: [String] = []
-            for try await id in candidates.decode(String.self) { ids.append(id) }
+            for try await id in chosen.decode(String.self) { ids.append(id) }
             guard !ids.isEmpty else {
+                // Nothing to claim: due timers of sagas that no longer exist are dropped.
+                try await connection.query(
+                    """
+                    DELETE FROM saga_timers WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
+                        AND NOT EXISTS (SELECT 1 FROM sagas WHERE sagas.id = saga_timers.saga_id)
+                    """, logger: logger)
                 return (BatchOutcome(duplicates: 0, sagasWritten: 0, outboxRows: 0, timersFired: 0), [SagaRecord]())
             }
             ids.sort()
-            let sagas = try await self.lockSagas(ids, skipLocked: true, connection: connection)
-            // Timers of sagas that do not exist (any more) are dropped.
-            let missing = ids.filter { sagas[$0] == nil }
-            if !missing.isEmpty {
-                try await connection.query(
-                    """
-                    DELETE FROM saga_timers WHERE saga_id = ANY(\(missing)::text[])
-                        AND NOT EXISTS (SELECT 1 FROM sagas WHERE sagas.id = saga_timers.saga_id)
-                    """, logger: logger)
-            }
+            // Locked already: this reads them, and waits for nothing.
+            let sagas = try await self.lockSagas(ids, skipLocked: false, connection: connection)
             let locked = ids.filter { sagas[$0] != nil }
             var claimed: [DueTimer] = []
             if !locked.isEmpty {

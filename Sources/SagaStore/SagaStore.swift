@@ -237,13 +237,23 @@ public final class SagaStore: Sendable {
     /// Whether `error` means the server ended the connection: nothing more can be sent on it.
     static func endsConnection(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError else { return false }
-        switch error.code {
+        return endsConnection(
+            code: error.code, severity: error.serverInfo?[.severity], sqlState: error.serverInfo?[.sqlState])
+    }
+
+    /// The rule of ``endsConnection(_:)``, over an error's parts. It follows the errors on which
+    /// postgres-nio closes the connection itself: the connection lost or unreadable, and a server
+    /// error that is FATAL or PANIC, carries no SQLSTATE, or is of class 08 (connection exception)
+    /// or 57P0 (the server shutting down, or the database dropped).
+    package static func endsConnection(code: PSQLError.Code, severity: String?, sqlState: String?) -> Bool {
+        switch code {
         case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .connectionError,
-            .messageDecodingFailure, .unexpectedBackendMessage:
+            .messageDecodingFailure, .unexpectedBackendMessage, .invalidCommandTag:
             return true
         case .server:
-            let severity = error.serverInfo?[.severity] ?? ""
-            return severity == "FATAL" || severity == "PANIC"
+            if severity == "FATAL" || severity == "PANIC" { return true }
+            guard let sqlState else { return true }
+            return sqlState.hasPrefix("08") || sqlState.hasPrefix("57P0")
         default:
             return false
         }
@@ -265,6 +275,10 @@ public final class SagaStore: Sendable {
             let finish: @Sendable (Bool) -> Void = { outcome in
                 once.withLock { $0.take() }?.resume(returning: outcome)
             }
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                finish(false)
+            }
             Task {
                 do {
                     try await connection.query("ROLLBACK", logger: logger)
@@ -272,10 +286,8 @@ public final class SagaStore: Sendable {
                 } catch {
                     finish(false)
                 }
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
-                finish(false)
+                // No timer left sleeping once the rollback answered.
+                timer.cancel()
             }
         }
         if !rolledBack {

@@ -277,6 +277,52 @@ struct SagaStoreTests {
 
     // MARK: timers
 
+    @Test("a claimer passes over a saga another transaction holds and takes the next one, within its limit")
+    func timerClaimSkipsHeldSagas() async throws {
+        try await withDatabase { database in
+            try await database.withStore { store in
+                // Two sagas with due attempt timers; the earlier one is held by another transaction.
+                let (early, _) = Sagas.started("saga-early", at: Sagas.t0)
+                let (late, _) = Sagas.started("saga-late", at: Sagas.t0 + .seconds(1))
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [early, late]) }
+                let (locked, lockedNow) = AsyncStream<Void>.makeStream()
+                let (release, releaseNow) = AsyncStream<Void>.makeStream()
+                defer { releaseNow.finish() }
+                let holder = Task {
+                    defer { lockedNow.finish() }
+                    try await SQL.withClient(database.configuration) { client in
+                        try await client.withTransaction(logger: StoreTestEnvironment.logger) { connection in
+                            _ = try await connection.query(
+                                "SELECT id FROM sagas WHERE id = 'saga-early' FOR UPDATE",
+                                logger: StoreTestEnvironment.logger)
+                            lockedNow.yield()
+                            for await _ in release { break }
+                        }
+                    }
+                }
+                let holds = try await withDeadline(.seconds(30), "the other transaction to lock the saga") {
+                    var iterator = locked.makeAsyncIterator()
+                    return await iterator.next() != nil
+                }
+                try #require(holds, "the other transaction holds the saga")
+                var fired: [String] = []
+                let outcome = try await store.applyDueTimers(now: Sagas.t0 + .minutes(5), limit: 1) { context in
+                    fired = context.timers.map(\.sagaID)
+                    return BatchWrites(
+                        sagas: context.sagas.values.map { record in
+                            var record = record
+                            record.instance.timers.removeAll()
+                            return SagaWrite(record: record)
+                        })
+                }
+                #expect(fired == ["saga-late"])
+                #expect(outcome.timersFired == 1)
+                releaseNow.finish()
+                try await withDeadline(.seconds(30), "the other transaction to end") { try await holder.value }
+            }
+        }
+    }
+
     @Test("timer claimers running together never get the same timer, and every due timer fires once")
     func timerClaimers() async throws {
         try await withDatabase { database in
