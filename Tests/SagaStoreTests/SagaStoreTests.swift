@@ -285,26 +285,8 @@ struct SagaStoreTests {
                 let (early, _) = Sagas.started("saga-early", at: Sagas.t0)
                 let (late, _) = Sagas.started("saga-late", at: Sagas.t0 + .seconds(1))
                 try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [early, late]) }
-                let (locked, lockedNow) = AsyncStream<Void>.makeStream()
-                let (release, releaseNow) = AsyncStream<Void>.makeStream()
-                defer { releaseNow.finish() }
-                let holder = Task {
-                    defer { lockedNow.finish() }
-                    try await SQL.withClient(database.configuration) { client in
-                        try await client.withTransaction(logger: StoreTestEnvironment.logger) { connection in
-                            _ = try await connection.query(
-                                "SELECT id FROM sagas WHERE id = 'saga-early' FOR UPDATE",
-                                logger: StoreTestEnvironment.logger)
-                            lockedNow.yield()
-                            for await _ in release { break }
-                        }
-                    }
-                }
-                let holds = try await withDeadline(.seconds(30), "the other transaction to lock the saga") {
-                    var iterator = locked.makeAsyncIterator()
-                    return await iterator.next() != nil
-                }
-                try #require(holds, "the other transaction holds the saga")
+                let held = try await database.hold("saga-early")
+                defer { held.letGo() }
                 var fired: [String] = []
                 let outcome = try await store.applyDueTimers(now: Sagas.t0 + .minutes(5), limit: 1) { context in
                     fired = context.timers.map(\.sagaID)
@@ -317,8 +299,7 @@ struct SagaStoreTests {
                 }
                 #expect(fired == ["saga-late"])
                 #expect(outcome.timersFired == 1)
-                releaseNow.finish()
-                try await withDeadline(.seconds(30), "the other transaction to end") { try await holder.value }
+                try await held.end()
             }
         }
     }
@@ -579,26 +560,8 @@ struct SagaStoreTests {
                 let input = TestInput(messageID: "m-1", sagaID: "saga-1")
                 // Another transaction holds the saga's row, so the batch stops in the middle: its
                 // inbox row written, waiting for the lock. Its connection is terminated there.
-                let (locked, lockedNow) = AsyncStream<Void>.makeStream()
-                let (release, releaseNow) = AsyncStream<Void>.makeStream()
-                defer { releaseNow.finish() }
-                let holder = Task {
-                    defer { lockedNow.finish() }
-                    try await SQL.withClient(database.configuration) { client in
-                        try await client.withTransaction(logger: StoreTestEnvironment.logger) { connection in
-                            _ = try await connection.query(
-                                "SELECT id FROM sagas WHERE id = 'saga-1' FOR UPDATE",
-                                logger: StoreTestEnvironment.logger)
-                            lockedNow.yield()
-                            for await _ in release { break }
-                        }
-                    }
-                }
-                let holds = try await withDeadline(.seconds(30), "the other transaction to lock the saga") {
-                    var iterator = locked.makeAsyncIterator()
-                    return await iterator.next() != nil
-                }
-                try #require(holds, "the other transaction holds the saga")
+                let held = try await database.hold("saga-1")
+                defer { held.letGo() }
                 let batch = Task {
                     try await store.applyBatch([input], now: Sagas.t0) { context in
                         var record = context.sagas["saga-1"]!
@@ -620,7 +583,7 @@ struct SagaStoreTests {
                         }
                     }
                 } catch {
-                    releaseNow.finish()
+                    held.letGo()
                     _ = try? await batch.value
                     throw error
                 }
@@ -630,8 +593,7 @@ struct SagaStoreTests {
                     return
                 }
                 #expect(error.isTransient, "\(error)")
-                releaseNow.finish()
-                try await withDeadline(.seconds(30), "the other transaction to end") { try await holder.value }
+                try await held.end()
                 let inbox = try await database.count("SELECT count(*)::int8 FROM saga_inbox")
                 let outbox = try await database.count("SELECT count(*)::int8 FROM saga_outbox")
                 let revision = try await withDeadline(.seconds(30), "the saga to be read") {

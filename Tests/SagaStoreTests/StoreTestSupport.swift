@@ -99,6 +99,54 @@ struct TestDatabase: Sendable {
     }
 }
 
+/// Another transaction holding one saga's row (`SELECT … FOR UPDATE`) until it is let go.
+struct HeldSaga: Sendable {
+    let release: AsyncStream<Void>.Continuation
+    let transaction: Task<Void, any Error>
+
+    /// Lets the other transaction commit; returns at once.
+    func letGo() {
+        release.finish()
+    }
+
+    /// Lets the other transaction commit and waits until it has.
+    func end() async throws {
+        letGo()
+        let transaction = self.transaction
+        try await withDeadline(.seconds(30), "the other transaction to end") { try await transaction.value }
+    }
+}
+
+extension TestDatabase {
+    /// Starts another transaction that locks saga `id`, and returns once it holds the row.
+    func hold(_ id: String) async throws -> HeldSaga {
+        let (locked, lockedNow) = AsyncStream<Void>.makeStream()
+        let (release, releaseNow) = AsyncStream<Void>.makeStream()
+        let configuration = self.configuration
+        let transaction = Task {
+            defer { lockedNow.finish() }
+            try await SQL.withClient(configuration) { client in
+                try await client.withTransaction(logger: StoreTestEnvironment.logger) { connection in
+                    _ = try await connection.query(
+                        "SELECT id FROM sagas WHERE id = \(id) FOR UPDATE", logger: StoreTestEnvironment.logger)
+                    lockedNow.yield()
+                    for await _ in release { break }
+                }
+            }
+        }
+        let held = HeldSaga(release: releaseNow, transaction: transaction)
+        let holds = try await withDeadline(.seconds(30), "the other transaction to lock saga \(id)") {
+            var iterator = locked.makeAsyncIterator()
+            return await iterator.next() != nil
+        }
+        guard holds else {
+            held.letGo()
+            throw StoreTestFailure("the other transaction could not lock saga \(id): \(await transaction.result)")
+        }
+        return held
+    }
+}
+
 /// Direct SQL for tests, over a client of its own.
 enum SQL {
     static func withClient<T: Sendable>(
