@@ -16,123 +16,219 @@ import Synchronization
 ///
 /// Rebalances are handled inside: when partitions are revoked, messages of those partitions that
 /// were fetched but not yet read are dropped (the partition's new owner reads them again), and a
-/// commit for a partition this member no longer owns is dropped rather than sent. When
-/// `maximumBufferedMessages` are waiting to be read, the consumer takes no more from librdkafka
-/// until the reader has caught up by half; librdkafka meanwhile fetches ahead only up to its own
-/// bounds (`queued.min.messages`, `queued.max.messages.kbytes`). The partitions are not paused for
-/// this: a pause drops what librdkafka fetched ahead, and a resume waits for the broker's next
-/// fetch round.
+/// commit for a partition this member no longer owns is dropped rather than sent.
+///
+/// The reader takes messages straight from librdkafka, up to `maximumBufferedMessages` (at most
+/// 512) at a time, on its own task and without blocking: what it has not taken stays in
+/// librdkafka, which fetches ahead only up to its own bounds (`queued.min.messages`,
+/// `queued.max.messages.kbytes`). Only when librdkafka holds nothing does the reader wait, and then
+/// the consumer's event thread, which serves the group's events all the time, takes the next
+/// messages for it. The partitions are never paused for back-pressure: a pause drops what
+/// librdkafka fetched ahead, and a resume waits for the broker's next fetch round.
 public final class KafkaConsumer: Sendable {
     private let core: Core
 
     private final class Core: Sendable {
         let handle: RdKafkaHandle
         /// Where the assigned partitions' messages arrive (each partition's queue is forwarded
-        /// here), apart from the group's events on the handle's event queue, so the event thread
-        /// can stop taking messages while it still serves rebalances.
+        /// here), apart from the group's events on the handle's event queue.
         let messages: SendablePointer
         let state = Mutex(State())
-        let maximumBuffered: Int
-        /// What only the event thread touches: no lock per message.
-        let local = EventThreadLocal()
-        let stream: AsyncStream<[KafkaMessage]>
-        let continuation: AsyncStream<[KafkaMessage]>.Continuation
-        /// `State.revocations`, readable without the lock.
-        let revocationCount = Atomic<UInt64>(0)
+        /// The most messages taken from librdkafka at once.
+        let batchLimit: Int
+        /// Room for the messages the reader takes (used under the state's lock).
+        let readerSlots: Slots
+        /// Room for the messages the event thread takes for a waiting reader (the event thread's alone).
+        let eventSlots: Slots
 
-        init(handle: RdKafkaHandle, messages: OpaquePointer, maximumBuffered: Int) {
+        init(handle: RdKafkaHandle, messages: OpaquePointer, batchLimit: Int) {
             self.handle = handle
             self.messages = SendablePointer(pointer: messages)
-            self.maximumBuffered = maximumBuffered
-            (stream, continuation) = AsyncStream.makeStream(of: [KafkaMessage].self)
+            self.batchLimit = batchLimit
+            readerSlots = Slots(capacity: batchLimit)
+            eventSlots = Slots(capacity: batchLimit)
         }
+    }
+
+    /// Room for the pointers that one `rd_kafka_consume_batch_queue` call fills.
+    private final class Slots: @unchecked Sendable {
+        let pointer: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
+        init(capacity: Int) { pointer = .allocate(capacity: capacity) }
+        deinit { pointer.deallocate() }
+    }
+
+    /// Messages taken from librdkafka and not yet handed out, with the assignment they were taken
+    /// under. Each is destroyed once handed out or dropped, and all before the client is.
+    private struct Taken: @unchecked Sendable {
+        var messages: [UnsafeMutablePointer<rd_kafka_message_t>]
+        var next = 0
+        var assignment: [KafkaTopicPartition: UInt64]
+        /// `State.generation` when they were taken.
+        var generation: Generation
+
+        init(_ slots: Slots, count: Int, under state: State) {
+            messages = (0..<count).compactMap { slots.pointer[$0] }
+            assignment = state.assignment
+            generation = state.generation
+        }
+
+        /// The next message, now the caller's to destroy.
+        mutating func pop() -> UnsafeMutablePointer<rd_kafka_message_t>? {
+            guard next < messages.count else { return nil }
+            defer { next += 1 }
+            return messages[next]
+        }
+
+        /// Destroys the messages not handed out.
+        mutating func destroy() {
+            while let message = pop() { rd_kafka_message_destroy(message) }
+        }
+    }
+
+    /// Moves on with every change of the assignment.
+    struct Generation: Equatable {
+        var epoch: UInt64
+        var revocations: UInt64
+    }
+
+    /// What the reader gets when it asks for a message.
+    enum Next {
+        case message(KafkaMessage)
+        /// librdkafka holds nothing right now.
+        case none
+        /// The consumer closed (or hit a fatal error): nothing more will come.
+        case ended
     }
 
     private struct State {
         /// Each assigned partition and the epoch of its assignment.
         var assignment: [KafkaTopicPartition: UInt64] = [:]
         var epoch: UInt64 = 0
-        var buffered = 0
-        /// The most messages that were ever waiting for the reader at once.
+        /// How often partitions were taken away.
+        var revocations: UInt64 = 0
+        /// The most messages taken from librdkafka at once.
         var mostBuffered = 0
-        /// Set when the buffer filled; the reader wakes the event thread when it has read half.
-        var full = false
         var closed = false
         var closing = false
+        /// No message will come any more: the consumer closed, or hit a fatal error.
+        var ended = false
         var lastError: KafkaError?
-        /// Moves on whenever partitions are taken away, so the reader checks the messages it holds
-        /// again before handing them out.
-        var revocations: UInt64 = 0
+        /// The reader, waiting because librdkafka held no message.
+        var waiter: CheckedContinuation<Void, Never>?
+        /// The messages the reader hands out, one at a time.
+        var reading: Taken?
+        /// Messages the event thread took for the waiting reader.
+        var handed: Taken?
+        /// Messages that reached the group's event queue instead of the message queue, copied out.
+        var early: [KafkaMessage] = []
+        /// The message queue is let go (the consumer is stopping): nothing may be taken from it.
+        var released = false
+        var cache = TopicCache()
 
-        /// The messages of `batch` whose partition this member still owns under the assignment
-        /// that fetched them. Messages come in runs of one partition: decided once per run.
-        /// Usually every message is still owned, and the batch comes back as it is, without a copy.
-        func owned(_ batch: [KafkaMessage]) -> [KafkaMessage] {
-            var run: (topic: String, partition: Int32, epoch: UInt64, owned: Bool)?
-            func isOwned(_ message: KafkaMessage) -> Bool {
-                if let run, run.partition == message.partition, run.epoch == message.assignmentEpoch,
-                    run.topic == message.topic
-                {
-                    return run.owned
+        var generation: Generation { Generation(epoch: epoch, revocations: revocations) }
+
+        /// The reader's next message, copied out of librdkafka's buffers: from the messages it is
+        /// reading, those the event thread took for it, or what librdkafka holds now (taken
+        /// without waiting). A message is handed out only while its partition is still assigned
+        /// under the assignment it was fetched under, so none of a partition now another
+        /// member's comes out.
+        mutating func next(core: Core) -> Next {
+            while true {
+                if let pointer = reading?.pop() {
+                    defer { rd_kafka_message_destroy(pointer) }
+                    if let message = handOut(pointer, logger: core.handle.logger) { return .message(message) }
+                    continue
                 }
-                let owned =
-                    assignment[KafkaTopicPartition(topic: message.topic, partition: message.partition)]
-                    == message.assignmentEpoch
-                run = (message.topic, message.partition, message.assignmentEpoch, owned)
-                return owned
+                reading = nil
+                if !early.isEmpty {
+                    let message = early.removeFirst()
+                    let partition = KafkaTopicPartition(topic: message.topic, partition: message.partition)
+                    if assignment[partition] == message.assignmentEpoch { return .message(message) }
+                    continue
+                }
+                if let handed {
+                    reading = handed
+                    self.handed = nil
+                    continue
+                }
+                guard !ended, !released else { return .ended }
+                let count = rd_kafka_consume_batch_queue(
+                    core.messages.pointer, 0, core.readerSlots.pointer, core.batchLimit)
+                guard count > 0 else { return .none }
+                reading = Taken(core.readerSlots, count: count, under: self)
+                mostBuffered = max(mostBuffered, count)
             }
-            guard let firstLost = batch.firstIndex(where: { !isOwned($0) }) else { return batch }
-            var owned = Array(batch[..<firstLost])
-            for message in batch[(firstLost + 1)...] where isOwned(message) { owned.append(message) }
-            return owned
+        }
+
+        /// `pointer` copied out, when it is a message of a partition still assigned under the
+        /// assignment it was taken under.
+        private mutating func handOut(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, logger: Logger)
+            -> KafkaMessage?
+        {
+            guard let reading else { return nil }
+            let raw = pointer.pointee
+            if raw.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                if raw.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    logger.warning("consumer fetch error", metadata: ["error.type": "\(KafkaError(raw.err).name)"])
+                }
+                return nil
+            }
+            cache.use(reading.generation)
+            let (topic, epoch) = cache.lookup(raw.rkt, raw.partition, in: reading.assignment)
+            guard let epoch else { return nil }
+            // A rebalance since the messages were taken: is the partition still this member's?
+            if reading.generation != generation
+                && assignment[KafkaTopicPartition(topic: topic, partition: raw.partition)] != epoch
+            {
+                return nil
+            }
+            return KafkaConsumer.copy(pointer, topic: topic, epoch: epoch)
         }
     }
 
-    /// The event thread's own state, never touched by another thread.
-    private final class EventThreadLocal: @unchecked Sendable {
-        /// Messages fetched and not yet handed to the reader.
-        var fetched: [KafkaMessage] = []
-        /// Room for the messages one call takes from librdkafka.
-        let slots = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batchSize)
-        /// Whether the message queue is released (the consumer is stopping).
-        var released = false
-
-        deinit { slots.deallocate() }
-        /// The epoch of each assigned partition, as the event thread last set it.
-        var epochs: [KafkaTopicPartition: UInt64] = [:] {
-            didSet { cache.removeAll() }
-        }
-        /// Topic name and epoch by librdkafka's topic handle and partition: no string work per message.
-        var cache: [CacheKey: (topic: String, epoch: UInt64)] = [:] {
-            didSet { last = nil }
-        }
-
-        struct CacheKey: Hashable {
+    /// Topic names and assignment epochs by librdkafka's topic handle and partition: no string
+    /// work per message.
+    struct TopicCache {
+        struct Key: Hashable {
             var topic: OpaquePointer
             var partition: Int32
         }
 
+        var generation = Generation(epoch: .max, revocations: .max)
+        var entries: [Key: (topic: String, epoch: UInt64?)] = [:]
         /// The last entry looked up: a fetch delivers a partition's messages one after another.
-        var last: (key: CacheKey, topic: String, epoch: UInt64)?
+        var last: (key: Key, topic: String, epoch: UInt64?)?
 
-        func lookup(_ topic: OpaquePointer?, _ partition: Int32) -> (topic: String, epoch: UInt64) {
-            guard let topic else { return ("", 0) }
-            let key = CacheKey(topic: topic, partition: partition)
+        /// The topic of a message and the epoch of its partition's assignment in `assignment`;
+        /// `nil` for a partition that is not assigned.
+        mutating func lookup(
+            _ topic: OpaquePointer?, _ partition: Int32, in assignment: [KafkaTopicPartition: UInt64]
+        ) -> (topic: String, epoch: UInt64?) {
+            guard let topic else { return ("", nil) }
+            let key = Key(topic: topic, partition: partition)
             if let last, last.key == key { return (last.topic, last.epoch) }
-            let entry: (topic: String, epoch: UInt64)
-            if let hit = cache[key] {
+            let entry: (topic: String, epoch: UInt64?)
+            if let hit = entries[key] {
                 entry = hit
             } else {
                 let name = String(cString: rd_kafka_topic_name(topic))
-                entry = (name, epochs[KafkaTopicPartition(topic: name, partition: partition)] ?? 0)
-                cache[key] = entry
+                entry = (name, assignment[KafkaTopicPartition(topic: name, partition: partition)])
+                entries[key] = entry
             }
             last = (key, entry.topic, entry.epoch)
             return entry
         }
+
+        /// Forgets what an earlier assignment said.
+        mutating func use(_ generation: Generation) {
+            guard generation != self.generation else { return }
+            self.generation = generation
+            entries.removeAll()
+            last = nil
+        }
     }
 
-    /// The most messages handed to the reader at once.
+    /// The most messages taken from librdkafka at once.
     private static let batchSize = 512
 
     /// Creates the consumer; it joins its group on ``subscribe(to:)``.
@@ -152,11 +248,10 @@ public final class KafkaConsumer: Sendable {
             handle.eventQueue, { _, messages in messages.map { rd_kafka_queue_yield(OpaquePointer($0)) } },
             UnsafeMutableRawPointer(messages))
         let core = Core(
-            handle: handle, messages: messages, maximumBuffered: max(1, configuration.maximumBufferedMessages))
+            handle: handle, messages: messages,
+            batchLimit: min(Self.batchSize, max(1, configuration.maximumBufferedMessages)))
         self.core = core
-        handle.start(
-            idle: { Self.handOver(core: core) }, turn: { serve in Self.turn(core: core, serve: serve) },
-            { event in Self.serve(event, core: core) })
+        handle.start(turn: { serve in Self.turn(core: core, serve: serve) }, { event in Self.serve(event, core: core) })
     }
 
     deinit {
@@ -272,9 +367,15 @@ public final class KafkaConsumer: Sendable {
         await Self.shutDown(core)
     }
 
-    /// The most messages that were ever waiting for the reader at once: never more than
+    /// The most messages the reader took from librdkafka at once: never more than
     /// `maximumBufferedMessages`.
     package var mostBufferedMessages: Int { core.state.withLock { $0.mostBuffered } }
+
+    /// How many entries librdkafka holds for the reader: the messages fetched and not yet taken,
+    /// and a few entries of its own.
+    package var queuedMessages: Int {
+        (try? core.handle.borrow { _ in Int(rd_kafka_queue_length(core.messages.pointer)) }) ?? 0
+    }
 
     /// Test hook: stops as if the process died — no commit, no leaving the group, so the group
     /// notices only when the session times out.
@@ -287,8 +388,7 @@ public final class KafkaConsumer: Sendable {
         let core = self.core
         await core.handle.stop(
             lastly: { Self.releaseMessageQueue(core: core) }, destroyFlags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
-        core.state.withLock { $0.closed = true }
-        core.continuation.finish()
+        Self.end(core, closed: true)
     }
 
     private static func shutDown(_ core: Core) async {
@@ -313,8 +413,18 @@ public final class KafkaConsumer: Sendable {
             },
             until: { refused.load(ordering: .acquiring) || rd_kafka_consumer_closed(client.pointer) != 0 },
             destroyFlags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
-        core.state.withLock { $0.closed = true }
-        core.continuation.finish()
+        Self.end(core, closed: true)
+    }
+
+    /// No message will come any more: a reader waiting is woken, and finds the end.
+    private static func end(_ core: Core, closed: Bool) {
+        let waiter = core.state.withLock { state in
+            state.ended = true
+            if closed { state.closed = true }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
     }
 
     private static func setPaused(_ paused: Bool, _ partitions: [KafkaTopicPartition], client: OpaquePointer) {
@@ -326,134 +436,43 @@ public final class KafkaConsumer: Sendable {
         _ = paused ? rd_kafka_pause_partitions(client, list) : rd_kafka_resume_partitions(client, list)
     }
 
-    /// The reader took `batch`: count it out of the buffer, resume fetching when the buffer has
-    /// drained to half, and keep only the messages of partitions this member still owns. Returns
-    /// them with the revocation count they were checked at.
-    fileprivate func took(_ batch: [KafkaMessage]) -> (messages: [KafkaMessage], revocations: UInt64) {
-        let (owned, revocations, resume) = core.state.withLock { state -> ([KafkaMessage], UInt64, Bool) in
-            state.buffered -= batch.count
-            var resume = false
-            if state.full && state.buffered <= core.maximumBuffered / 2 {
-                state.full = false
-                resume = true
+    /// Runs on the reader's task: the next message, without waiting.
+    fileprivate func nextMessage() -> Next {
+        let core = self.core
+        return core.state.withLock { $0.next(core: core) }
+    }
+
+    /// Runs on the reader's task when librdkafka held nothing: waits until the event thread has
+    /// taken messages for the reader, the consumer ends, or the task is cancelled.
+    fileprivate func waitForMessages() async {
+        let core = self.core
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let wait = core.state.withLock { state -> Bool in
+                    guard state.handed == nil, state.early.isEmpty, !state.ended, !Task.isCancelled else {
+                        return false
+                    }
+                    state.waiter = continuation
+                    return true
+                }
+                guard wait else { return continuation.resume() }
+                // The event thread may be waiting up to 100 ms for the group's events: wake it.
+                _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) }
             }
-            return (state.owned(batch), state.revocations, resume)
-        }
-        // Wake the event thread from its wait on the group's events: there is room again.
-        if resume { _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) } }
-        return (owned, revocations)
-    }
-
-    /// How often partitions were taken away so far (one atomic read: checked per message).
-    fileprivate var revocations: UInt64 { core.revocationCount.load(ordering: .acquiring) }
-
-    /// The messages of `messages` still owned, after a rebalance took partitions away while the
-    /// reader held them; and the revocation count they were checked at.
-    fileprivate func stillOwned(_ messages: [KafkaMessage]) -> (messages: [KafkaMessage], revocations: UInt64) {
-        core.state.withLock { state in (state.owned(messages), state.revocations) }
-    }
-
-    /// Runs on the event thread: hands the fetched messages to the reader, and notes when the
-    /// reader has fallen `maximumBufferedMessages` behind.
-    private static func handOver(core: Core) {
-        let batch = core.local.fetched
-        guard !batch.isEmpty else { return }
-        core.local.fetched.removeAll(keepingCapacity: true)
-        core.state.withLock { state in
-            state.buffered += batch.count
-            state.mostBuffered = max(state.mostBuffered, state.buffered)
-            if state.buffered >= core.maximumBuffered { state.full = true }
-        }
-        core.continuation.yield(batch)
-    }
-
-    /// One turn of the event thread: serves the group's events, then takes the messages there is
-    /// room for, or waits up to 100 ms for either.
-    private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
-        let events = core.handle.eventQueue
-        var served = false
-        while let event = rd_kafka_queue_poll(events, 0) {
-            serve(event)
-            served = true
-        }
-        guard !core.local.released else {
-            if let event = rd_kafka_queue_poll(events, 100) { serve(event) }
-            return
-        }
-        let room = core.maximumBuffered - core.local.fetched.count - core.state.withLock { $0.buffered }
-        guard room > 0 else {
-            // The reader is behind: take nothing; it wakes this thread when it has read half.
-            handOver(core: core)
-            if let event = rd_kafka_queue_poll(events, 100) { serve(event) }
-            return
-        }
-        let wanted = min(room, batchSize)
-        let messages = core.messages.pointer
-        var count = rd_kafka_consume_batch_queue(messages, 0, core.local.slots, wanted)
-        if count <= 0 && !served {
-            // Nothing to do: hand on what there is, then wait for one message (or for an event of
-            // the group, which yields the message queue).
-            handOver(core: core)
-            count = rd_kafka_consume_batch_queue(messages, 100, core.local.slots, 1)
-        }
-        for index in 0..<max(0, count) {
-            guard let message = core.local.slots[index] else { continue }
-            deliver(UnsafePointer(message), core: core)
-            rd_kafka_message_destroy(message)
-        }
-        // The queue is drained: hand on at once rather than wait for a fuller batch.
-        if count < wanted { handOver(core: core) }
-    }
-
-    /// Runs on the event thread when the consumer stops: no wake-ups into the message queue any
-    /// more, then the queue is let go (librdkafka frees it with the partitions that forward to it).
-    private static func releaseMessageQueue(core: Core) {
-        guard !core.local.released else { return }
-        core.local.released = true
-        rd_kafka_queue_cb_event_enable(core.handle.eventQueue, nil, nil)
-        rd_kafka_queue_destroy(core.messages.pointer)
-    }
-
-    fileprivate var stream: AsyncStream<[KafkaMessage]> { core.stream }
-
-    /// Runs on the event thread.
-    private static func serve(_ event: OpaquePointer, core: Core) {
-        switch rd_kafka_event_type(event) {
-        case RD_KAFKA_EVENT_FETCH:
-            while let message = rd_kafka_event_message_next(event) {
-                deliver(message, core: core)
+        } onCancel: {
+            let waiter = core.state.withLock { state in
+                defer { state.waiter = nil }
+                return state.waiter
             }
-        case RD_KAFKA_EVENT_REBALANCE:
-            rebalance(event, core: core)
-        case RD_KAFKA_EVENT_OFFSET_COMMIT:
-            break
-        case RD_KAFKA_EVENT_ERROR:
-            let code = rd_kafka_event_error(event)
-            let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? ""
-            let error = KafkaError(code, message: text, isFatal: rd_kafka_event_error_is_fatal(event) != 0)
-            core.state.withLock { $0.lastError = error }
-            if error.isFatal {
-                // Nothing more will come: end the messages, so a reader does not wait forever.
-                handOver(core: core)
-                core.continuation.finish()
-            }
-            core.handle.logger.warning(
-                "consumer error", metadata: ["error.type": "\(error.name)", "error.message": "\(text)"])
-        default:
-            break
+            waiter?.resume()
         }
     }
 
-    private static func deliver(_ pointer: UnsafePointer<rd_kafka_message_t>, core: Core) {
+    /// One message, copied out of librdkafka's buffers.
+    fileprivate static func copy(_ pointer: UnsafePointer<rd_kafka_message_t>, topic: String, epoch: UInt64)
+        -> KafkaMessage
+    {
         let raw = pointer.pointee
-        if raw.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if raw.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                core.handle.logger.warning(
-                    "consumer fetch error", metadata: ["error.type": "\(KafkaError(raw.err).name)"])
-            }
-            return
-        }
-        let (topic, epoch) = core.local.lookup(raw.rkt, raw.partition)
         let key = raw.key.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.key_len)) }
         let value = raw.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: raw.len)) }
         var headers: [KafkaHeader] = []
@@ -477,8 +496,95 @@ public final class KafkaConsumer: Sendable {
             topic: topic, partition: raw.partition, offset: raw.offset, key: key, value: value, headers: headers,
             timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp)
         message.assignmentEpoch = epoch
-        core.local.fetched.append(message)
-        if core.local.fetched.count >= batchSize { handOver(core: core) }
+        return message
+    }
+
+    /// One turn of the event thread: serves the group's events; then, while the reader waits for
+    /// messages, takes the next ones for it (waiting up to 100 ms: an event of the group cuts the
+    /// wait short), or else waits up to 100 ms for an event of the group.
+    private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
+        let events = core.handle.eventQueue
+        var served = false
+        while let event = rd_kafka_queue_poll(events, 0) {
+            serve(event)
+            served = true
+        }
+        guard !served else { return }
+        let readerWaits = core.state.withLock { state in
+            state.waiter != nil && state.handed == nil && !state.released && !state.ended
+        }
+        guard readerWaits else {
+            if let event = rd_kafka_queue_poll(events, 100) { serve(event) }
+            return
+        }
+        // Only this thread changes the assignment, so the one read after the wait is the one the
+        // messages were fetched under. The reader takes no messages itself while it waits.
+        let count = rd_kafka_consume_batch_queue(core.messages.pointer, 100, core.eventSlots.pointer, core.batchLimit)
+        guard count > 0 else { return }
+        let waiter = core.state.withLock { state in
+            state.handed = Taken(core.eventSlots, count: count, under: state)
+            state.mostBuffered = max(state.mostBuffered, count)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Runs on the event thread when the consumer stops, once no reader is taking messages: the
+    /// messages taken for the reader are destroyed, no wake-ups go into the message queue any more,
+    /// and the queue is let go (librdkafka frees it with the partitions that forward to it).
+    private static func releaseMessageQueue(core: Core) {
+        let first = core.state.withLock { state -> Bool in
+            guard !state.released else { return false }
+            state.released = true
+            state.reading?.destroy()
+            state.handed?.destroy()
+            (state.reading, state.handed) = (nil, nil)
+            return true
+        }
+        guard first else { return }
+        rd_kafka_queue_cb_event_enable(core.handle.eventQueue, nil, nil)
+        rd_kafka_queue_destroy(core.messages.pointer)
+    }
+
+    /// Runs on the event thread.
+    private static func serve(_ event: OpaquePointer, core: Core) {
+        switch rd_kafka_event_type(event) {
+        case RD_KAFKA_EVENT_FETCH:
+            // Messages come through the message queue; any that reach the group's queue instead
+            // are copied out here and handed to the reader first.
+            var cache = TopicCache()
+            let (assignment, generation) = core.state.withLock { ($0.assignment, $0.generation) }
+            cache.use(generation)
+            var early: [KafkaMessage] = []
+            while let message = rd_kafka_event_message_next(event) {
+                guard message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+                let (topic, epoch) = cache.lookup(message.pointee.rkt, message.pointee.partition, in: assignment)
+                guard let epoch else { continue }
+                early.append(copy(message, topic: topic, epoch: epoch))
+            }
+            let waiter = core.state.withLock { state in
+                state.early.append(contentsOf: early)
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        case RD_KAFKA_EVENT_REBALANCE:
+            rebalance(event, core: core)
+        case RD_KAFKA_EVENT_OFFSET_COMMIT:
+            break
+        case RD_KAFKA_EVENT_ERROR:
+            let code = rd_kafka_event_error(event)
+            let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? ""
+            let error = KafkaError(code, message: text, isFatal: rd_kafka_event_error_is_fatal(event) != 0)
+            core.state.withLock { $0.lastError = error }
+            // Nothing more will come: end the messages, so a reader does not wait forever.
+            if error.isFatal { end(core, closed: false) }
+            core.handle.logger.warning(
+                "consumer error", metadata: ["error.type": "\(error.name)", "error.message": "\(text)"])
+        default:
+            break
+        }
     }
 
     private static func rebalance(_ event: OpaquePointer, core: Core) {
@@ -496,20 +602,18 @@ public final class KafkaConsumer: Sendable {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(client)) == "COOPERATIVE"
         switch code {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            // Messages fetched under the old assignment go first, with their old epochs.
-            handOver(core: core)
-            let assignment = core.state.withLock { state in
+            // Messages taken from now on are judged by the new assignment: the reader reads it under
+            // the lock it takes them under.
+            let released = core.state.withLock { state in
                 state.epoch += 1
                 if !cooperative && !state.assignment.isEmpty {
                     state.assignment.removeAll()
                     state.revocations += 1
-                    core.revocationCount.store(state.revocations, ordering: .releasing)
                 }
                 for partition in partitions { state.assignment[partition] = state.epoch }
-                return state.assignment
+                return state.released
             }
-            core.local.epochs = assignment
-            if let list, !core.local.released {
+            if let list, !released {
                 // The partitions' messages go to the message queue, before fetching starts.
                 for index in 0..<Int(list.pointee.cnt) {
                     let element = list.pointee.elems[index]
@@ -530,16 +634,13 @@ public final class KafkaConsumer: Sendable {
             core.handle.logger.info(
                 "partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            handOver(core: core)
-            core.local.epochs = core.state.withLock { state in
+            core.state.withLock { state in
                 if cooperative {
                     for partition in partitions { state.assignment[partition] = nil }
                 } else {
                     state.assignment.removeAll()
                 }
                 state.revocations += 1
-                core.revocationCount.store(state.revocations, ordering: .releasing)
-                return state.assignment
             }
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(client, list) {
@@ -553,13 +654,10 @@ public final class KafkaConsumer: Sendable {
                 "partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
         default:
             // A rebalance error: give everything up; the group assigns again.
-            handOver(core: core)
             core.state.withLock { state in
                 state.assignment.removeAll()
                 state.revocations += 1
-                core.revocationCount.store(state.revocations, ordering: .releasing)
             }
-            core.local.epochs.removeAll()
             _ = rd_kafka_assign(client, nil)
             logFailure(KafkaError(code), core: core)
         }
@@ -577,11 +675,6 @@ public struct KafkaMessageSequence: AsyncSequence, Sendable {
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let consumer: KafkaConsumer
-        var base: AsyncStream<[KafkaMessage]>.AsyncIterator
-        var batch: [KafkaMessage] = []
-        var position = 0
-        /// The revocation count `batch` was checked at.
-        var revocations: UInt64 = 0
 
         public mutating func next() async -> KafkaMessage? {
             await next(isolation: #isolation)
@@ -589,25 +682,18 @@ public struct KafkaMessageSequence: AsyncSequence, Sendable {
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> KafkaMessage? {
             while true {
-                while position == batch.count {
-                    guard let fetched = await base.next(isolation: actor) else { return nil }
-                    (batch, revocations) = consumer.took(fetched)
-                    position = 0
+                switch consumer.nextMessage() {
+                case .message(let message): return message
+                case .ended: return nil
+                case .none:
+                    if Task.isCancelled { return nil }
+                    await consumer.waitForMessages()
                 }
-                // A rebalance took partitions away since the batch was checked: what is left of it
-                // is checked again, so no message of a partition now another member's comes out.
-                if consumer.revocations != revocations {
-                    (batch, revocations) = consumer.stillOwned(Array(batch[position...]))
-                    position = 0
-                    continue
-                }
-                defer { position += 1 }
-                return batch[position]
             }
         }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(consumer: consumer, base: consumer.stream.makeAsyncIterator())
+        AsyncIterator(consumer: consumer)
     }
 }
