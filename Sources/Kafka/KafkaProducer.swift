@@ -1,4 +1,5 @@
 import CRdKafka
+import Dispatch
 import Logging
 import Synchronization
 
@@ -24,6 +25,13 @@ public final class KafkaProducer: Sendable {
         /// Set when `close` begins: senders stop handing messages to librdkafka, whose handle is
         /// about to be destroyed. Read once per message, without the lock.
         let closing = Atomic(false)
+        /// Senders handing messages to librdkafka now. They serve the delivery reports themselves
+        /// meanwhile, as librdkafka's own poll loop does: librdkafka frees each delivered
+        /// message's copy where the report is served, and the copy was made on the sender's
+        /// thread. The event thread serves the reports while no sender does.
+        let senders = Atomic(0)
+        /// Signalled when the last sender stops producing: the event thread takes over.
+        let sendersGone = DispatchSemaphore(value: 0)
 
         init(handle: RdKafkaHandle) {
             self.handle = handle
@@ -45,32 +53,44 @@ public final class KafkaProducer: Sendable {
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    /// Messages sent together: their outcomes, and the caller waiting for the last of them.
-    /// Messages sent together: where each landed (compact, so the event thread writes little),
-    /// the errors of those that failed, and the caller waiting for the last of them.
-    private struct Batch {
+    /// Messages sent together: where each landed (compact, so reports write little), the errors of
+    /// those that failed, and the caller waiting for the last of them. Touched only under the
+    /// state's lock, and by its sender once removed from the state.
+    private final class Batch: @unchecked Sendable {
         static let pending = Int32.min
-        var partitions: [Int32]
-        var offsets: [Int64]
+        /// Each message's partition (`pending` until reported, -1 when it failed) and offset, in
+        /// buffers of their own: a report writes them without the exclusivity checks of a class's
+        /// stored arrays.
+        let partitions: UnsafeMutableBufferPointer<Int32>
+        let offsets: UnsafeMutableBufferPointer<Int64>
         var errors: [Int: KafkaError] = [:]
         var remaining: Int
         var waiter: CheckedContinuation<Void, Never>?
 
         init(count: Int) {
-            partitions = Array(repeating: Self.pending, count: count)
-            offsets = Array(repeating: -1, count: count)
+            partitions = .allocate(capacity: count)
+            partitions.initialize(repeating: Self.pending)
+            offsets = .allocate(capacity: count)
+            offsets.initialize(repeating: -1)
             remaining = count
         }
 
-        mutating func delivered(_ index: Int, partition: Int32, offset: Int64) {
-            guard partitions.indices.contains(index), partitions[index] == Self.pending else { return }
-            partitions[index] = partition
-            offsets[index] = offset
-            remaining -= 1
+        deinit {
+            partitions.deallocate()
+            offsets.deallocate()
         }
 
-        mutating func failed(_ index: Int, _ error: KafkaError) {
-            guard partitions.indices.contains(index), partitions[index] == Self.pending else { return }
+        /// Records a delivery; returns whether it was the message's first report. The caller
+        /// counts it out of `remaining`.
+        func delivered(_ index: Int, partition: Int32, offset: Int64) -> Bool {
+            guard index >= 0, index < partitions.count, partitions[index] == Self.pending else { return false }
+            partitions[index] = partition
+            offsets[index] = offset
+            return true
+        }
+
+        func failed(_ index: Int, _ error: KafkaError) {
+            guard index >= 0, index < partitions.count, partitions[index] == Self.pending else { return }
             partitions[index] = -1
             errors[index] = error
             remaining -= 1
@@ -100,9 +120,7 @@ public final class KafkaProducer: Sendable {
             logger: logger)
         let core = Core(handle: handle)
         self.core = core
-        // Room waiters are woken by delivery reports, and whenever the queue went idle: a report
-        // handled while a waiter registered still counts in the queue length until it is freed.
-        handle.start(idle: { Self.wakeRoomWaiters(core: core) }, { event in Self.serve(event, core: core) })
+        handle.start(turn: { serve in Self.turn(core: core, serve: serve) }, { event in Self.serve(event, core: core) })
     }
 
     deinit {
@@ -143,6 +161,7 @@ public final class KafkaProducer: Sendable {
         }
         var index = 0
         var checked = true
+        startProducing()
         while index < messages.count {
             // A close stops the loop at once; a fatal error is checked after each wait for room
             // (one met in between fails the deliveries anyway).
@@ -164,16 +183,23 @@ public final class KafkaProducer: Sendable {
             let opaque = batch << Self.indexBits | UInt(index)
             guard let error = produce(messages[index], opaque: opaque) else {
                 index += 1
+                serveReports()
                 continue
             }
             if error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue {
+                // Reports waiting to be served hold room; without any, wait for room while the
+                // event thread serves them.
+                if serveReports() { continue }
+                stopProducing()
                 await waitForRoom()
+                startProducing()
                 checked = false
                 continue
             }
             core.state.withLock { $0.batches[batch]?.failed(index, error) }
             index += 1
         }
+        stopProducing()
         let idle = core.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.producing -= 1
             guard state.producing == 0 else { return [] }
@@ -193,6 +219,21 @@ public final class KafkaProducer: Sendable {
         }
         let finished = core.state.withLock { $0.batches.removeValue(forKey: batch) }
         return finished?.outcomes(of: messages) ?? messages.map { _ in .failure(.closed()) }
+    }
+
+    private func startProducing() {
+        core.senders.add(1, ordering: .acquiringAndReleasing)
+    }
+
+    private func stopProducing() {
+        if core.senders.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { core.sendersGone.signal() }
+    }
+
+    /// Serves the delivery reports waiting now, on the sender's thread. Returns whether there were any.
+    @discardableResult
+    private func serveReports() -> Bool {
+        let core = self.core
+        return core.handle.serveReady { Self.serve($0, core: core) }
     }
 
     private func waitForRoom() async {
@@ -324,6 +365,26 @@ public final class KafkaProducer: Sendable {
         for continuation in waiting { continuation.resume() }
     }
 
+    /// One turn of the event thread: while senders produce, it stands by (they serve the delivery
+    /// reports); otherwise it serves one event, or waits up to 100 ms for one.
+    private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
+        if core.senders.load(ordering: .acquiring) > 0 {
+            _ = core.sendersGone.wait(timeout: .now() + .milliseconds(100))
+            return
+        }
+        // Events come in bursts: wait up to 1 ms for the next before calling the queue idle, so a
+        // burst is served in one piece.
+        let queue = core.handle.eventQueue
+        var next = rd_kafka_queue_poll(queue, 0) ?? rd_kafka_queue_poll(queue, 1)
+        if next == nil {
+            // Room waiters are woken whenever the queue went idle: a report served while a waiter
+            // registered still counted in the queue length until it was freed.
+            wakeRoomWaiters(core: core)
+            next = rd_kafka_queue_poll(queue, 100)
+        }
+        if let next { serve(next) }
+    }
+
     private static func wakeRoomWaiters(core: Core) {
         let rooms = core.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             defer { state.roomWaiters.removeAll() }
@@ -337,40 +398,40 @@ public final class KafkaProducer: Sendable {
         let handle = core.handle
         switch rd_kafka_event_type(event) {
         case RD_KAFKA_EVENT_DR:
-            // Gathered first, applied under the lock in one go.
-            var delivered: [(opaque: UInt, partition: Int32, offset: Int64)] = []
-            var failed: [(opaque: UInt, error: KafkaError)] = []
-            while let message = rd_kafka_event_message_next(event) {
-                let opaque = UInt(bitPattern: message.pointee._private)
-                if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    delivered.append((opaque, message.pointee.partition, message.pointee.offset))
-                } else {
-                    let error = deliveryError(message.pointee.err, handle: handle)
-                    if error.isFatal { core.state.withLock { $0.fatal = $0.fatal ?? error } }
-                    failed.append((opaque, error))
-                }
-            }
             let mask = (UInt(1) << indexBits) - 1
             let (finished, rooms) = core.state.withLock { state in
-                var touched: Set<UInt> = []
-                for outcome in delivered {
-                    let batch = outcome.opaque >> indexBits
-                    state.batches[batch]?.delivered(
-                        Int(outcome.opaque & mask), partition: outcome.partition, offset: outcome.offset)
-                    touched.insert(batch)
-                }
-                for outcome in failed {
-                    let batch = outcome.opaque >> indexBits
-                    state.batches[batch]?.failed(Int(outcome.opaque & mask), outcome.error)
-                    touched.insert(batch)
-                }
                 var finished: [CheckedContinuation<Void, Never>] = []
-                for batch in touched where state.batches[batch]?.remaining == 0 {
-                    if let waiter = state.batches[batch]?.waiter {
-                        finished.append(waiter)
-                        state.batches[batch]?.waiter = nil
+                // Reports come in runs of one batch: its entry is looked up, and its count of
+                // messages still pending updated, once per run.
+                var run: (id: UInt, batch: Batch?, delivered: Int)?
+                func complete(_ run: (id: UInt, batch: Batch?, delivered: Int)?) {
+                    guard let run, let batch = run.batch else { return }
+                    batch.remaining -= run.delivered
+                    guard batch.remaining == 0, let waiter = batch.waiter else { return }
+                    finished.append(waiter)
+                    batch.waiter = nil
+                }
+                while let message = rd_kafka_event_message_next(event) {
+                    let opaque = UInt(bitPattern: message.pointee._private)
+                    let id = opaque >> indexBits
+                    if run?.id != id {
+                        complete(run)
+                        run = (id, state.batches[id], 0)
+                    }
+                    guard let batch = run?.batch else { continue }
+                    if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                        if batch.delivered(
+                            Int(opaque & mask), partition: message.pointee.partition, offset: message.pointee.offset)
+                        {
+                            run?.delivered += 1
+                        }
+                    } else {
+                        let error = deliveryError(message.pointee.err, handle: handle)
+                        if error.isFatal { state.fatal = state.fatal ?? error }
+                        batch.failed(Int(opaque & mask), error)
                     }
                 }
+                complete(run)
                 defer { state.roomWaiters.removeAll() }
                 return (finished, state.roomWaiters)
             }

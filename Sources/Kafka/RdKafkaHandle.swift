@@ -87,6 +87,24 @@ final class RdKafkaHandle: @unchecked Sendable {
         }
     }
 
+    /// Serves the events waiting in the event queue now, with `handler`, on the calling thread,
+    /// without waiting: for a caller that serves its own events where it made them (a producer's
+    /// delivery reports, freed on the thread that allocated the messages). The caller must keep
+    /// the handle from being destroyed meanwhile.
+    func serveReady(_ handler: (OpaquePointer) -> Void) -> Bool {
+        var served = false
+        while let event = rd_kafka_queue_poll(eventQueue, 0) {
+            if rd_kafka_event_type(event) == RD_KAFKA_EVENT_LOG {
+                Self.log(event, to: logger)
+            } else {
+                handler(event)
+            }
+            rd_kafka_event_destroy(event)
+            served = true
+        }
+        return served
+    }
+
     /// Stops the event thread: runs `lastly` on it, serves events until `until` holds (at most 30 s),
     /// then destroys the client there. Returns when the client is destroyed.
     func stop(lastly: (@Sendable () -> Void)? = nil, until: (@Sendable () -> Bool)? = nil, destroyFlags: Int32 = 0)

@@ -47,7 +47,9 @@ if mode == "create" {
     let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
     let value = [UInt8](repeating: UInt8(ascii: "x"), count: size)
     let keys = (0..<64).map { Array("key-\($0)".utf8) }
-    let batchSize = 10_000
+    let environment = ProcessInfo.processInfo.environment
+    let batchSize = environment["SEND_BATCH"].flatMap(Int.init) ?? 10_000
+    let inFlight = environment["SEND_IN_FLIGHT"].flatMap(Int.init) ?? 4
     // Warm up outside the measurement: the producer id, the topic's metadata, the connections.
     _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: keys[0], value: value))
     let clock = ContinuousClock()
@@ -63,7 +65,7 @@ if mode == "create" {
                 await producer.send(messages).filter { if case .failure = $0 { true } else { false } }.count
             }
         }
-        for _ in 0..<4 where next < count { addBatch() }
+        for _ in 0..<inFlight where next < count { addBatch() }
         for await batchFailures in group {
             failed += batchFailures
             if next < count { addBatch() }
