@@ -2,14 +2,16 @@
 # The Kafka wrapper's throughput next to librdkafka's C API doing the same work, in the same run,
 # on both brokers: the mock cluster (Debian's librdkafka) and Tansu (the current librdkafka from
 # the confluent-kafka wheel). 200,000 messages of 200 bytes, produced then consumed, each program
-# on a fresh 16-partition topic, three rounds, alternating which goes first.
+# on a fresh 16-partition topic, in rounds (ROUNDS, default 5), then the median of each program's
+# figures and their ratio. Figures on a shared machine move by ±30 % from run to run, for both
+# programs alike: compare medians of the same run, not single figures.
 #
 #   ./scripts/bench-kafka.sh [COUNT] [SIZE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${1:-200000}"
 size="${2:-200}"
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-5}"
 # Both consumers may fetch ahead up to a million messages. With librdkafka's default (100,000), a
 # consumer that falls that far behind stops fetching for a second (librdkafka 2.0.2; the
 # fetch.queue.backoff.ms of later versions), which then dominates the figure; set
@@ -22,9 +24,10 @@ swift build --product kafka-mock-broker >&2
 mkdir -p .build
 gcc -O2 -o .build/rdkafka_bench Benchmarks/c/rdkafka_bench.c $(pkg-config --cflags --libs rdkafka)
 
+results=$(mktemp)
 mock_dir="$PWD/.local/bench-mock"
 tansu_dir="$PWD/.local/bench-tansu"
-trap 'deploy/local/kafka-mock.sh stop "$mock_dir"; deploy/local/tansu.sh stop "$tansu_dir"' EXIT
+trap 'deploy/local/kafka-mock.sh stop "$mock_dir"; deploy/local/tansu.sh stop "$tansu_dir"; rm -f "$results"' EXIT
 
 run() { # broker-name bootstrap create-topic-command...
     local name="$1" bootstrap="$2"
@@ -35,10 +38,13 @@ run() { # broker-name bootstrap create-topic-command...
             "$@" "$topic"
             local binary=.build/rdkafka_bench
             [ "$program" = swift ] && binary=Benchmarks/.build/release/kafka-throughput
-            printf '%-6s %-6s round %d  ' "$name" "$program" "$round"
-            "$binary" produce "$bootstrap" "$topic" "$count" "$size" | tr '\n' ' '
-            printf '\n%-6s %-6s round %d  ' "$name" "$program" "$round"
-            KAFKA_PROPERTIES="$consume_properties" "$binary" consume "$bootstrap" "$topic" "$count" "group-$topic"
+            local line
+            line=$("$binary" produce "$bootstrap" "$topic" "$count" "$size")
+            printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
+            echo "$name $program $line" >>"$results"
+            line=$(KAFKA_PROPERTIES="$consume_properties" "$binary" consume "$bootstrap" "$topic" "$count" "group-$topic")
+            printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
+            echo "$name $program $line" >>"$results"
         done
     done
 }
@@ -54,3 +60,20 @@ libdir=$(deploy/local/tansu.sh libdir)
 tansu_bootstrap=$(deploy/local/tansu.sh start "$tansu_dir")
 export LD_LIBRARY_PATH="$libdir"
 run tansu "$tansu_bootstrap" tansu_topic
+
+# Medians: "<broker> <program> <mode> <count> messages in <s> s: <rate> msg/s ...".
+echo
+echo "median msg/s over $rounds rounds:"
+python3 - "$results" <<'PYTHON'
+import statistics, sys
+rates = {}
+for line in open(sys.argv[1]):
+    words = line.split()
+    rates.setdefault((words[0], words[2], words[1]), []).append(float(words[words.index("msg/s") - 1]))
+for broker in ("mock", "tansu"):
+    for mode in ("produce", "consume"):
+        c, swift = rates.get((broker, mode, "c")), rates.get((broker, mode, "swift"))
+        if c and swift:
+            c, swift = statistics.median(c), statistics.median(swift)
+            print(f"{broker:6} {mode:8} C {c:>10,.0f}  Swift {swift:>10,.0f}  Swift/C {swift / c:6.0%}")
+PYTHON

@@ -519,8 +519,14 @@ public final class KafkaConsumer: Sendable {
         }
         // Only this thread changes the assignment, so the one read after the wait is the one the
         // messages were fetched under. The reader takes no messages itself while it waits.
-        let count = rd_kafka_consume_batch_queue(core.messages.pointer, 100, core.eventSlots.pointer, core.batchLimit)
+        // A batch call waits until its batch is full or the time is up: wait for one message, then
+        // take what else is there without waiting.
+        let slots = core.eventSlots.pointer
+        var count = rd_kafka_consume_batch_queue(core.messages.pointer, 100, slots, 1)
         guard count > 0 else { return }
+        if core.batchLimit > 1 {
+            count += max(0, rd_kafka_consume_batch_queue(core.messages.pointer, 0, slots + 1, core.batchLimit - 1))
+        }
         let waiter = core.state.withLock { state in
             state.handed = Taken(core.eventSlots, count: count, under: state)
             state.mostBuffered = max(state.mostBuffered, count)

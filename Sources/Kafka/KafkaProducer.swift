@@ -25,11 +25,11 @@ public final class KafkaProducer: Sendable {
         /// Set when `close` begins: senders stop handing messages to librdkafka, whose handle is
         /// about to be destroyed. Read once per message, without the lock.
         let closing = Atomic(false)
-        /// Senders handing messages to librdkafka now. They serve the delivery reports themselves
-        /// meanwhile, as librdkafka's own poll loop does: librdkafka frees each delivered
+        /// Whether a sender is handing messages to librdkafka now. It serves the delivery reports
+        /// itself meanwhile, as librdkafka's own poll loop does: librdkafka frees each delivered
         /// message's copy where the report is served, and the copy was made on the sender's
         /// thread. The event thread serves the reports while no sender does.
-        let senders = Atomic(0)
+        let producing = Atomic(false)
         /// Signalled when the last sender stops producing: the event thread takes over.
         let sendersGone = DispatchSemaphore(value: 0)
 
@@ -51,6 +51,10 @@ public final class KafkaProducer: Sendable {
         /// The handle is destroyed: no delivery report will come any more.
         var stopped = false
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        /// A sender holds the turn to hand messages to librdkafka; the others wait for it, first
+        /// come first served.
+        var turnTaken = false
+        var turnWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     /// Messages sent together: where each landed (compact, so reports write little), the errors of
@@ -98,8 +102,9 @@ public final class KafkaProducer: Sendable {
 
         /// Each message's outcome; a message still pending (the producer closed) failed.
         func outcomes(of messages: [KafkaOutgoingMessage]) -> [Result<KafkaDeliveryReport, KafkaError>] {
-            messages.indices.map { index in
-                if let error = errors[index] { return .failure(error) }
+            let anyFailed = !errors.isEmpty
+            return messages.indices.map { index in
+                if anyFailed, let error = errors[index] { return .failure(error) }
                 guard partitions[index] != Self.pending else { return .failure(.closed()) }
                 return .success(
                     KafkaDeliveryReport(
@@ -161,41 +166,40 @@ public final class KafkaProducer: Sendable {
         }
         var index = 0
         var checked = true
-        startProducing()
+        await startProducing()
         while index < messages.count {
             // A close stops the loop at once; a fatal error is checked after each wait for room
             // (one met in between fails the deliveries anyway).
-            let refusal: KafkaError?
-            if core.closing.load(ordering: .acquiring) {
-                refusal = .closed()
-            } else if checked {
-                refusal = nil
-            } else {
-                refusal = core.state.withLock { $0.fatal }
-            }
-            checked = true
-            if let refusal {
-                core.state.withLock { state in
-                    for rest in index..<messages.count { state.batches[batch]?.failed(rest, refusal) }
+            if core.closing.load(ordering: .acquiring) || !checked {
+                checked = true
+                let refusal = core.closing.load(ordering: .acquiring) ? .closed() : core.state.withLock { $0.fatal }
+                if let refusal {
+                    core.state.withLock { state in
+                        for rest in index..<messages.count { state.batches[batch]?.failed(rest, refusal) }
+                    }
+                    break
                 }
-                break
             }
             let opaque = batch << Self.indexBits | UInt(index)
-            guard let error = produce(messages[index], opaque: opaque) else {
+            guard let failure = produce(messages[index], opaque: opaque) else {
                 index += 1
                 serveReports()
                 continue
             }
-            if error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue {
+            if rd_kafka_error_code(failure) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_error_destroy(failure)
                 // Reports waiting to be served hold room; without any, wait for room while the
                 // event thread serves them.
                 if serveReports() { continue }
-                stopProducing()
+                // The sender keeps its turn: the others would find the queue full as well.
+                core.producing.store(false, ordering: .releasing)
+                core.sendersGone.signal()
                 await waitForRoom()
-                startProducing()
+                core.producing.store(true, ordering: .releasing)
                 checked = false
                 continue
             }
+            let error = KafkaError(consuming: failure)
             core.state.withLock { $0.batches[batch]?.failed(index, error) }
             index += 1
         }
@@ -221,12 +225,49 @@ public final class KafkaProducer: Sendable {
         return finished?.outcomes(of: messages) ?? messages.map { _ in .failure(.closed()) }
     }
 
-    private func startProducing() {
-        core.senders.add(1, ordering: .acquiringAndReleasing)
+    /// Takes the turn to hand messages to librdkafka. One sender at a time: librdkafka's produce
+    /// path locks the topic and the partition, so senders producing at once only contend for
+    /// those locks (and for the cores librdkafka's own threads need).
+    private func startProducing() async {
+        let core = self.core
+        let taken = core.state.withLock { state -> Bool in
+            guard !state.turnTaken else { return false }
+            state.turnTaken = true
+            core.producing.store(true, ordering: .releasing)
+            return true
+        }
+        guard !taken else { return }
+        // The sender that passes the turn on leaves `producing` set.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = core.state.withLock { state -> Bool in
+                guard state.turnTaken else {
+                    state.turnTaken = true
+                    core.producing.store(true, ordering: .releasing)
+                    return true
+                }
+                state.turnWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
     }
 
+    /// Passes the turn on to the next sender waiting; without one, the event thread takes over the
+    /// delivery reports.
     private func stopProducing() {
-        if core.senders.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { core.sendersGone.signal() }
+        let next = core.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.turnWaiters.isEmpty else {
+                state.turnTaken = false
+                core.producing.store(false, ordering: .releasing)
+                return nil
+            }
+            return state.turnWaiters.removeFirst()
+        }
+        if let next {
+            next.resume()
+        } else {
+            core.sendersGone.signal()
+        }
     }
 
     /// Serves the delivery reports waiting now, on the sender's thread. Returns whether there were any.
@@ -250,8 +291,9 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    /// Hands the message to librdkafka. Returns `nil` when it was queued.
-    private func produce(_ message: KafkaOutgoingMessage, opaque: UInt) -> KafkaError? {
+    /// Hands the message to librdkafka. Returns `nil` when it was queued, else librdkafka's error
+    /// (the caller's to destroy).
+    private func produce(_ message: KafkaOutgoingMessage, opaque: UInt) -> OpaquePointer? {
         var headers: OpaquePointer?
         if !message.headers.isEmpty {
             headers = rd_kafka_headers_new(message.headers.count)
@@ -301,7 +343,7 @@ public final class KafkaProducer: Sendable {
         guard let error else { return nil }
         // On failure the headers are still ours.
         if let headers { rd_kafka_headers_destroy(headers) }
-        return KafkaError(consuming: error)
+        return error
     }
 
     /// Waits until every queued message is delivered or failed, or `timeout` passed.
@@ -365,10 +407,10 @@ public final class KafkaProducer: Sendable {
         for continuation in waiting { continuation.resume() }
     }
 
-    /// One turn of the event thread: while senders produce, it stands by (they serve the delivery
-    /// reports); otherwise it serves one event, or waits up to 100 ms for one.
+    /// One turn of the event thread: while a sender produces, it stands by (the sender serves the
+    /// delivery reports); otherwise it serves one event, or waits up to 100 ms for one.
     private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
-        if core.senders.load(ordering: .acquiring) > 0 {
+        if core.producing.load(ordering: .acquiring) {
             _ = core.sendersGone.wait(timeout: .now() + .milliseconds(100))
             return
         }

@@ -11,9 +11,11 @@ import Logging
 //
 // Prints one line: "<mode> <count> messages in <seconds> s: <messages/s> msg/s".
 // Producer: the wrapper's defaults (idempotent, acks=all, linger.ms=5), keys key-<i % 64>, sent in
-// batches of 10,000 with up to 4 batches in flight, after one warm-up message (librdkafka learns
-// a new topic's metadata on a 1 s timer, which would otherwise dominate). Consumer: a group member reading until COUNT
-// messages arrived (manual commits, none made).
+// batches of 10,000 (SEND_BATCH) with up to 10 batches in flight (SEND_IN_FLIGHT): as many messages
+// in flight as the producer's queue holds (100,000), as for the C reference, which keeps its queue
+// full. One warm-up message goes first (librdkafka learns a new topic's metadata on a 1 s timer,
+// which would otherwise dominate). Consumer: a group member reading until COUNT messages arrived
+// (manual commits, none made).
 
 let arguments = CommandLine.arguments
 guard arguments.count == 6, let count = Int(arguments[4]) else {
@@ -49,7 +51,7 @@ if mode == "create" {
     let keys = (0..<64).map { Array("key-\($0)".utf8) }
     let environment = ProcessInfo.processInfo.environment
     let batchSize = environment["SEND_BATCH"].flatMap(Int.init) ?? 10_000
-    let inFlight = environment["SEND_IN_FLIGHT"].flatMap(Int.init) ?? 4
+    let inFlight = environment["SEND_IN_FLIGHT"].flatMap(Int.init) ?? 10
     // Warm up outside the measurement: the producer id, the topic's metadata, the connections.
     _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: keys[0], value: value))
     let clock = ContinuousClock()
