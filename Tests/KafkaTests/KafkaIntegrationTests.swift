@@ -251,6 +251,44 @@ struct KafkaIntegrationTests {
         await producer.close()
     }
 
+    @Test("a producer with a small queue waits for room: many senders at once, every message delivered once")
+    func producerBackPressure() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 4)
+        // Far fewer messages fit in the queue than the senders hand over together, so senders find
+        // it full, wait for room, and take turns.
+        let producer = try broker.producer { $0.maximumQueuedMessages = 50 }
+        let senders = 8
+        let perSender = 400
+        let outcomes = try await withDeadline(.seconds(60), "every send to end") {
+            await withTaskGroup(of: [Result<KafkaDeliveryReport, KafkaError>].self) { group in
+                for sender in 0..<senders {
+                    group.addTask {
+                        await producer.send(
+                            (0..<perSender).map {
+                                KafkaOutgoingMessage(
+                                    topic: topic, key: "key-\($0 % 8)", value: "value-\(sender)-\($0)")
+                            })
+                    }
+                }
+                var all: [Result<KafkaDeliveryReport, KafkaError>] = []
+                for await results in group { all += results }
+                return all
+            }
+        }
+        #expect(outcomes.count == senders * perSender)
+        let reports = outcomes.compactMap { try? $0.get() }
+        #expect(reports.count == senders * perSender)
+        // Every message landed once: one offset each, none shared.
+        #expect(Set(reports.map { "\($0.partition)@\($0.offset)" }).count == senders * perSender)
+        let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group"))
+        try consumer.subscribe(to: [topic])
+        let messages = try await collect(senders * perSender, from: consumer)
+        #expect(Set(messages.map { $0.stringValue ?? "" }).count == senders * perSender)
+        await consumer.close()
+        await producer.close()
+    }
+
     @Test("closing while sends are in flight ends every send: delivered, or failed as closed")
     func closeWithSendsInFlight() async throws {
         let broker = try TestBroker()
