@@ -136,7 +136,7 @@ public final class KafkaConsumer: Sendable {
             while true {
                 if let pointer = reading?.pop() {
                     defer { rd_kafka_message_destroy(pointer) }
-                    if let message = handOut(pointer, logger: core.handle.logger) { return .message(message) }
+                    if let message = handOut(pointer, core: core) { return .message(message) }
                     continue
                 }
                 reading = nil
@@ -162,14 +162,15 @@ public final class KafkaConsumer: Sendable {
 
         /// `pointer` copied out, when it is a message of a partition still assigned under the
         /// assignment it was taken under.
-        private mutating func handOut(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, logger: Logger)
+        private mutating func handOut(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, core: Core)
             -> KafkaMessage?
         {
             guard let reading else { return nil }
             let raw = pointer.pointee
             if raw.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 if raw.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    logger.warning("consumer fetch error", metadata: ["error.type": "\(KafkaError(raw.err).name)"])
+                    core.handle.logger.warning(
+                        "consumer fetch error", metadata: ["error.type": "\(KafkaError(raw.err).name)"])
                 }
                 return nil
             }

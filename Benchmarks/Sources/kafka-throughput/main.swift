@@ -38,6 +38,22 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
+/// Reads `count` messages and returns the seconds from the first to the last. Off the main actor,
+/// as a service's reader task is.
+nonisolated func readAll(_ count: Int, from consumer: KafkaConsumer) async -> Double {
+    let clock = ContinuousClock()
+    var start: ContinuousClock.Instant?
+    var received = 0
+    var bytes = 0
+    for await message in consumer.messages {
+        if start == nil { start = clock.now }
+        received += 1
+        bytes += message.value?.count ?? 0
+        if received == count { break }
+    }
+    return seconds(clock.now - (start ?? clock.now))
+}
+
 if mode == "create" {
     let admin = try KafkaAdmin(configuration: KafkaClientConfiguration(bootstrapServers: [bootstrap]), logger: logger)
     try await admin.createTopics([KafkaTopicSpecification(name: topic, partitions: count)])
@@ -87,17 +103,7 @@ if mode == "create" {
     configuration.client.properties = extraProperties
     let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     try consumer.subscribe(to: [topic])
-    let clock = ContinuousClock()
-    var start: ContinuousClock.Instant?
-    var received = 0
-    var bytes = 0
-    for await message in consumer.messages {
-        if start == nil { start = clock.now }
-        received += 1
-        bytes += message.value?.count ?? 0
-        if received == count { break }
-    }
-    let elapsed = seconds(clock.now - (start ?? clock.now))
+    let elapsed = await readAll(count, from: consumer)
     print(String(format: "consume %d messages in %.3f s: %.0f msg/s", count, elapsed, Double(count) / elapsed))
     await consumer.close()
 }
