@@ -107,10 +107,10 @@ public struct KafkaConsumerConfiguration: Sendable, Hashable {
     /// librdkafka's `max.poll.interval.ms`. The consumer's event thread polls all the time, so this
     /// does not notice a reader that stopped reading; it bounds librdkafka's own stalls. Default 5 min.
     public var maxPollIntervalMilliseconds: Int = 300_000
-    /// The most messages the reader takes from librdkafka at once (at most 512 are taken either
-    /// way); the rest stay in librdkafka, which fetches ahead only up to `queued.min.messages` and
-    /// `queued.max.messages.kbytes`. Default 10,000.
-    public var maximumBufferedMessages: Int = 10_000
+    /// The most messages the reader takes from librdkafka at once, to hand out one by one (at
+    /// most 512); the rest stay in librdkafka, which fetches ahead only up to `queued.min.messages`
+    /// and `queued.max.messages.kbytes`. Default 512.
+    public var maximumBufferedMessages: Int = 512
 
     public init(bootstrapServers: [String], groupID: String) {
         client = KafkaClientConfiguration(bootstrapServers: bootstrapServers)

@@ -123,6 +123,11 @@ public final class KafkaConsumer: Sendable {
         var early: [KafkaMessage] = []
         /// The message queue is let go (the consumer is stopping): nothing may be taken from it.
         var released = false
+        /// The event thread is taking messages for a reader that waited: nobody else takes any
+        /// from librdkafka meanwhile, or a later message could be handed out before them.
+        var taking = false
+        /// Errors librdkafka reported instead of messages, logged once the lock is let go.
+        var fetchErrors: [rd_kafka_resp_err_t] = []
         var cache = TopicCache()
 
         var generation: Generation { Generation(epoch: epoch, revocations: revocations) }
@@ -136,7 +141,7 @@ public final class KafkaConsumer: Sendable {
             while true {
                 if let pointer = reading?.pop() {
                     defer { rd_kafka_message_destroy(pointer) }
-                    if let message = handOut(pointer, core: core) { return .message(message) }
+                    if let message = handOut(pointer) { return .message(message) }
                     continue
                 }
                 reading = nil
@@ -152,6 +157,7 @@ public final class KafkaConsumer: Sendable {
                     continue
                 }
                 guard !ended, !released else { return .ended }
+                guard !taking else { return .none }
                 let count = rd_kafka_consume_batch_queue(
                     core.messages.pointer, 0, core.readerSlots.pointer, core.batchLimit)
                 guard count > 0 else { return .none }
@@ -162,16 +168,13 @@ public final class KafkaConsumer: Sendable {
 
         /// `pointer` copied out, when it is a message of a partition still assigned under the
         /// assignment it was taken under.
-        private mutating func handOut(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, core: Core)
+        private mutating func handOut(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>)
             -> KafkaMessage?
         {
             guard let reading else { return nil }
             let raw = pointer.pointee
             if raw.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                if raw.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    core.handle.logger.warning(
-                        "consumer fetch error", metadata: ["error.type": "\(KafkaError(raw.err).name)"])
-                }
+                if raw.err != RD_KAFKA_RESP_ERR__PARTITION_EOF { fetchErrors.append(raw.err) }
                 return nil
             }
             cache.use(reading.generation)
@@ -372,6 +375,9 @@ public final class KafkaConsumer: Sendable {
     /// `maximumBufferedMessages`.
     package var mostBufferedMessages: Int { core.state.withLock { $0.mostBuffered } }
 
+    /// Whether a reader waits for messages now.
+    package var readerIsWaiting: Bool { core.state.withLock { $0.waiter != nil } }
+
     /// How many entries librdkafka holds for the reader: the messages fetched and not yet taken,
     /// and a few entries of its own.
     package var queuedMessages: Int {
@@ -440,7 +446,16 @@ public final class KafkaConsumer: Sendable {
     /// Runs on the reader's task: the next message, without waiting.
     fileprivate func nextMessage() -> Next {
         let core = self.core
-        return core.state.withLock { $0.next(core: core) }
+        let (next, errors) = core.state.withLock { state -> (Next, [rd_kafka_resp_err_t]) in
+            let next = state.next(core: core)
+            guard !state.fetchErrors.isEmpty else { return (next, []) }
+            defer { state.fetchErrors.removeAll() }
+            return (next, state.fetchErrors)
+        }
+        for error in errors {
+            core.handle.logger.warning("consumer fetch error", metadata: ["error.type": "\(KafkaError(error).name)"])
+        }
+        return next
     }
 
     /// Runs on the reader's task when librdkafka held nothing: waits until the event thread has
@@ -450,7 +465,8 @@ public final class KafkaConsumer: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let wait = core.state.withLock { state -> Bool in
-                    guard state.handed == nil, state.early.isEmpty, !state.ended, !Task.isCancelled else {
+                    guard state.handed == nil, state.early.isEmpty, !state.ended, !state.released, !Task.isCancelled
+                    else {
                         return false
                     }
                     state.waiter = continuation
@@ -512,23 +528,26 @@ public final class KafkaConsumer: Sendable {
         }
         guard !served else { return }
         let readerWaits = core.state.withLock { state in
-            state.waiter != nil && state.handed == nil && !state.released && !state.ended
+            state.taking = state.waiter != nil && state.handed == nil && !state.released && !state.ended
+            return state.taking
         }
         guard readerWaits else {
             if let event = rd_kafka_queue_poll(events, 100) { serve(event) }
             return
         }
         // Only this thread changes the assignment, so the one read after the wait is the one the
-        // messages were fetched under. The reader takes no messages itself while it waits.
+        // messages were fetched under. Nobody else takes messages meanwhile (`taking`), not even
+        // a later reader when this one's task was cancelled.
         // A batch call waits until its batch is full or the time is up: wait for one message, then
         // take what else is there without waiting.
         let slots = core.eventSlots.pointer
-        var count = rd_kafka_consume_batch_queue(core.messages.pointer, 100, slots, 1)
-        guard count > 0 else { return }
-        if core.batchLimit > 1 {
+        var count = max(0, rd_kafka_consume_batch_queue(core.messages.pointer, 100, slots, 1))
+        if count > 0 && core.batchLimit > 1 {
             count += max(0, rd_kafka_consume_batch_queue(core.messages.pointer, 0, slots + 1, core.batchLimit - 1))
         }
-        let waiter = core.state.withLock { state in
+        let waiter = core.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.taking = false
+            guard count > 0 else { return nil }
             state.handed = Taken(core.eventSlots, count: count, under: state)
             state.mostBuffered = max(state.mostBuffered, count)
             defer { state.waiter = nil }
@@ -541,14 +560,17 @@ public final class KafkaConsumer: Sendable {
     /// messages taken for the reader are destroyed, no wake-ups go into the message queue any more,
     /// and the queue is let go (librdkafka frees it with the partitions that forward to it).
     private static func releaseMessageQueue(core: Core) {
-        let first = core.state.withLock { state -> Bool in
-            guard !state.released else { return false }
+        let (first, waiter) = core.state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !state.released else { return (false, nil) }
             state.released = true
             state.reading?.destroy()
             state.handed?.destroy()
             (state.reading, state.handed) = (nil, nil)
-            return true
+            defer { state.waiter = nil }
+            return (true, state.waiter)
         }
+        // A reader waiting finds the end at once, not after the group was left.
+        waiter?.resume()
         guard first else { return }
         rd_kafka_queue_cb_event_enable(core.handle.eventQueue, nil, nil)
         rd_kafka_queue_destroy(core.messages.pointer)

@@ -25,13 +25,15 @@ public final class KafkaProducer: Sendable {
         /// Set when `close` begins: senders stop handing messages to librdkafka, whose handle is
         /// about to be destroyed. Read once per message, without the lock.
         let closing = Atomic(false)
-        /// Whether a sender is handing messages to librdkafka now. It serves the delivery reports
-        /// itself meanwhile, as librdkafka's own poll loop does: librdkafka frees each delivered
-        /// message's copy where the report is served, and the copy was made on the sender's
-        /// thread. The event thread serves the reports while no sender does.
-        let producing = Atomic(false)
-        /// Signalled when the last sender stops producing: the event thread takes over.
-        let sendersGone = DispatchSemaphore(value: 0)
+        /// Whether a sender serves the delivery reports now: the one handing messages to librdkafka
+        /// serves them itself meanwhile, as librdkafka's own poll loop does (librdkafka frees each
+        /// delivered message's copy where the report is served, and the copy was made on the
+        /// sender's thread). Set from when a sender takes the turn to produce until the last one
+        /// gives it up, and cleared while the sender waits for room; the event thread serves the
+        /// reports whenever it is clear.
+        let senderServes = Atomic(false)
+        /// Signalled whenever `senderServes` is cleared: the event thread takes over at once.
+        let senderStopped = DispatchSemaphore(value: 0)
 
         init(handle: RdKafkaHandle) {
             self.handle = handle
@@ -46,8 +48,9 @@ public final class KafkaProducer: Sendable {
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
         var fatal: KafkaError?
         var closed = false
-        /// Senders inside their produce loop; `close` waits for none before destroying the handle.
-        var producing = 0
+        /// Senders inside `send` (waiting for the turn, or producing); `close` waits for none
+        /// before destroying the handle.
+        var inSend = 0
         /// The handle is destroyed: no delivery report will come any more.
         var stopped = false
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -156,7 +159,7 @@ public final class KafkaProducer: Sendable {
             let id = state.nextBatch
             state.nextBatch &+= 1
             state.batches[id] = Batch(count: messages.count)
-            state.producing += 1
+            state.inSend += 1
             return .success(id)
         }
         let batch: UInt
@@ -192,10 +195,10 @@ public final class KafkaProducer: Sendable {
                 // event thread serves them.
                 if serveReports() { continue }
                 // The sender keeps its turn: the others would find the queue full as well.
-                core.producing.store(false, ordering: .releasing)
-                core.sendersGone.signal()
+                core.senderServes.store(false, ordering: .releasing)
+                core.senderStopped.signal()
                 await waitForRoom()
-                core.producing.store(true, ordering: .releasing)
+                core.senderServes.store(true, ordering: .releasing)
                 checked = false
                 continue
             }
@@ -205,8 +208,8 @@ public final class KafkaProducer: Sendable {
         }
         stopProducing()
         let idle = core.state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.producing -= 1
-            guard state.producing == 0 else { return [] }
+            state.inSend -= 1
+            guard state.inSend == 0 else { return [] }
             defer { state.idleWaiters.removeAll() }
             return state.idleWaiters
         }
@@ -233,16 +236,16 @@ public final class KafkaProducer: Sendable {
         let taken = core.state.withLock { state -> Bool in
             guard !state.turnTaken else { return false }
             state.turnTaken = true
-            core.producing.store(true, ordering: .releasing)
+            core.senderServes.store(true, ordering: .releasing)
             return true
         }
         guard !taken else { return }
-        // The sender that passes the turn on leaves `producing` set.
+        // The sender that passes the turn on leaves `senderServes` set.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let now = core.state.withLock { state -> Bool in
                 guard state.turnTaken else {
                     state.turnTaken = true
-                    core.producing.store(true, ordering: .releasing)
+                    core.senderServes.store(true, ordering: .releasing)
                     return true
                 }
                 state.turnWaiters.append(continuation)
@@ -258,7 +261,7 @@ public final class KafkaProducer: Sendable {
         let next = core.state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard !state.turnWaiters.isEmpty else {
                 state.turnTaken = false
-                core.producing.store(false, ordering: .releasing)
+                core.senderServes.store(false, ordering: .releasing)
                 return nil
             }
             return state.turnWaiters.removeFirst()
@@ -266,7 +269,7 @@ public final class KafkaProducer: Sendable {
         if let next {
             next.resume()
         } else {
-            core.sendersGone.signal()
+            core.senderStopped.signal()
         }
     }
 
@@ -380,7 +383,7 @@ public final class KafkaProducer: Sendable {
         // No sender may be inside librdkafka when the handle is destroyed.
         await withCheckedContinuation { continuation in
             let wait = core.state.withLock { state -> Bool in
-                guard state.producing > 0 else { return false }
+                guard state.inSend > 0 else { return false }
                 state.idleWaiters.append(continuation)
                 return true
             }
@@ -410,8 +413,11 @@ public final class KafkaProducer: Sendable {
     /// One turn of the event thread: while a sender produces, it stands by (the sender serves the
     /// delivery reports); otherwise it serves one event, or waits up to 100 ms for one.
     private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
-        if core.producing.load(ordering: .acquiring) {
-            _ = core.sendersGone.wait(timeout: .now() + .milliseconds(100))
+        if core.senderServes.load(ordering: .acquiring) {
+            _ = core.senderStopped.wait(timeout: .now() + .milliseconds(100))
+            // Signals given while this thread was not waiting count for nothing: drop them, so
+            // that the next stand-by waits.
+            while core.senderStopped.wait(timeout: .now()) == .success {}
             return
         }
         // Events come in bursts: wait up to 1 ms for the next before calling the queue idle, so a
@@ -441,6 +447,8 @@ public final class KafkaProducer: Sendable {
         switch rd_kafka_event_type(event) {
         case RD_KAFKA_EVENT_DR:
             let mask = (UInt(1) << indexBits) - 1
+            // Under the lock, librdkafka is only read (the event's messages, the fatal error): none
+            // of those calls comes back into this producer.
             let (finished, rooms) = core.state.withLock { state in
                 var finished: [CheckedContinuation<Void, Never>] = []
                 // Reports come in runs of one batch: its entry is looked up, and its count of

@@ -233,6 +233,34 @@ struct KafkaIntegrationTests {
         await producer.close()
     }
 
+    @Test("a reader cancelled while it waits ends; the next reader gets every message, in order per partition")
+    func cancelledReader() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 4)
+        let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group"))
+        try consumer.subscribe(to: [topic])
+        try await eventually("the partitions to be assigned") { consumer.assignment.count == 4 }
+        // Nothing to read yet: the reader waits, and is cancelled while it does.
+        let waiting = Task {
+            var iterator = consumer.messages.makeAsyncIterator()
+            return await iterator.next()
+        }
+        try await eventually("the reader to wait") { consumer.readerIsWaiting }
+        waiting.cancel()
+        #expect(await waiting.value == nil)
+        let producer = try broker.producer()
+        let count = 300
+        _ = try await sendNumbered(count, to: topic, with: producer)
+        let messages = try await collect(count, from: consumer)
+        #expect(Set(messages.map { $0.stringValue ?? "" }).count == count)
+        for partition in Set(messages.map(\.partition)) {
+            let offsets = messages.filter { $0.partition == partition }.map(\.offset)
+            #expect(offsets == offsets.sorted() && Set(offsets).count == offsets.count, "partition \(partition)")
+        }
+        await consumer.close()
+        await producer.close()
+    }
+
     @Test("a consumer with a small buffer never holds more than it, and still reads everything")
     func backPressure() async throws {
         let broker = try TestBroker()
