@@ -65,20 +65,18 @@ final class RdKafkaHandle: @unchecked Sendable {
             name: type == RD_KAFKA_PRODUCER ? "rdkafka-producer" : "rdkafka-consumer")
     }
 
-    /// Starts serving events with `handler`, which runs on the event thread; `idle` runs there
-    /// whenever the queue has just been emptied.
+    /// Starts serving events with `handler`, which runs on the event thread.
     ///
     /// With `turn`, the thread runs `turn` over and over instead of its own loop (serve one event,
     /// or wait up to 100 ms for one): a client that reads a second queue (the consumer's messages)
     /// serves both there, passing the events of ``eventQueue`` to the function it is given. A turn
     /// should return within about 100 ms, so the thread notices a stop.
     func start(
-        idle: @escaping @Sendable () -> Void = {},
         turn: (@Sendable (_ serve: (OpaquePointer) -> Void) -> Void)? = nil,
         _ handler: @escaping @Sendable (OpaquePointer) -> Void
     ) {
         let logger = self.logger
-        thread.start(idle: idle, turn: turn) { event in
+        thread.start(turn: turn) { event in
             if rd_kafka_event_type(event) == RD_KAFKA_EVENT_LOG {
                 Self.log(event, to: logger)
             } else {
@@ -210,7 +208,7 @@ final class EventThread: @unchecked Sendable {
     }
 
     func start(
-        idle: @escaping @Sendable () -> Void, turn: (@Sendable (_ serve: (OpaquePointer) -> Void) -> Void)?,
+        turn: (@Sendable (_ serve: (OpaquePointer) -> Void) -> Void)?,
         _ handler: @escaping @Sendable (OpaquePointer) -> Void
     ) {
         let begin = state.withLock { state -> Bool in
@@ -219,13 +217,13 @@ final class EventThread: @unchecked Sendable {
             return true
         }
         guard begin else { return }
-        let thread = Thread { [self] in run(idle: idle, turn: turn, handler) }
+        let thread = Thread { [self] in run(turn: turn, handler) }
         thread.name = name
         thread.start()
     }
 
     private func run(
-        idle: @escaping @Sendable () -> Void, turn: (@Sendable (_ serve: (OpaquePointer) -> Void) -> Void)?,
+        turn: (@Sendable (_ serve: (OpaquePointer) -> Void) -> Void)?,
         _ handler: @escaping @Sendable (OpaquePointer) -> Void
     ) {
         let serve = { (event: OpaquePointer) in
@@ -236,14 +234,7 @@ final class EventThread: @unchecked Sendable {
             if let turn {
                 turn(serve)
             } else {
-                // Events come in bursts: wait up to 1 ms for the next before calling the queue
-                // idle, so a burst is handed on in one piece.
-                var next = rd_kafka_queue_poll(queue, 0) ?? rd_kafka_queue_poll(queue, 1)
-                if next == nil {
-                    idle()
-                    next = rd_kafka_queue_poll(queue, 100)
-                }
-                if let event = next { serve(event) }
+                if let event = rd_kafka_queue_poll(queue, 100) { serve(event) }
             }
             let shutdown = state.withLock { state -> (steps: [@Sendable () -> Void], until: @Sendable () -> Bool)? in
                 state.stopping ? (state.lastly, state.until) : nil
@@ -262,7 +253,6 @@ final class EventThread: @unchecked Sendable {
                 handler(event)
                 rd_kafka_event_destroy(event)
             }
-            idle()
             break
         }
         destroy()
