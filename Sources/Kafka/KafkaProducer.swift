@@ -62,8 +62,9 @@ public final class KafkaProducer: Sendable {
 
     /// Messages sent together: where each landed (compact, so reports write little), the errors of
     /// those that failed, and the caller waiting for the last of them. Touched only under the
-    /// state's lock, and by its sender once removed from the state.
-    private final class Batch: @unchecked Sendable {
+    /// state's lock until its sender removes it from the state; read only after that, through the
+    /// ``KafkaDeliveryReports`` the sender returns.
+    final class Batch: @unchecked Sendable {
         static let pending = Int32.min
         /// Each message's partition (`pending` until reported, -1 when it failed) and offset, in
         /// buffers of their own: a report writes them without the exclusivity checks of a class's
@@ -103,17 +104,8 @@ public final class KafkaProducer: Sendable {
             remaining -= 1
         }
 
-        /// Each message's outcome; a message still pending (the producer closed) failed.
-        func outcomes(of messages: [KafkaOutgoingMessage]) -> [Result<KafkaDeliveryReport, KafkaError>] {
-            let anyFailed = !errors.isEmpty
-            return messages.indices.map { index in
-                if anyFailed, let error = errors[index] { return .failure(error) }
-                guard partitions[index] != Self.pending else { return .failure(.closed()) }
-                return .success(
-                    KafkaDeliveryReport(
-                        topic: messages[index].topic, partition: partitions[index], offset: offsets[index]))
-            }
-        }
+        /// Why the messages still pending at the end failed: the producer closed, unless set.
+        var refusal: KafkaError?
     }
 
     /// A message's opaque value for librdkafka: its batch and its index in the batch.
@@ -149,10 +141,11 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Sends `messages` and returns each one's outcome, in order, once every one was acknowledged
-    /// or failed. Cheaper per message than one ``send(_:)`` each: one wait for the whole batch.
+    /// or failed. Cheaper per message than one ``send(_:)`` each: one wait for the whole batch, and
+    /// each outcome is made only when read, from where its delivery report was recorded.
     /// Messages with the same key keep their order.
-    public func send(_ messages: [KafkaOutgoingMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
-        guard !messages.isEmpty else { return [] }
+    public func send(_ messages: [KafkaOutgoingMessage]) async -> KafkaDeliveryReports {
+        guard !messages.isEmpty else { return KafkaDeliveryReports(messages: [], batch: Batch(count: 0)) }
         precondition(messages.count < 1 << Self.indexBits, "at most 16,777,215 messages per batch")
         let registered = core.state.withLock { state -> Result<UInt, KafkaError> in
             if let refusal = state.fatal ?? (state.closed ? KafkaError.closed() : nil) { return .failure(refusal) }
@@ -164,7 +157,10 @@ public final class KafkaProducer: Sendable {
         }
         let batch: UInt
         switch registered {
-        case .failure(let refusal): return messages.map { _ in .failure(refusal) }
+        case .failure(let refusal):
+            let refused = Batch(count: messages.count)
+            refused.refusal = refusal
+            return KafkaDeliveryReports(messages: messages, batch: refused)
         case .success(let id): batch = id
         }
         var index = 0
@@ -225,7 +221,7 @@ public final class KafkaProducer: Sendable {
             if done { continuation.resume() }
         }
         let finished = core.state.withLock { $0.batches.removeValue(forKey: batch) }
-        return finished?.outcomes(of: messages) ?? messages.map { _ in .failure(.closed()) }
+        return KafkaDeliveryReports(messages: messages, batch: finished ?? Batch(count: messages.count))
     }
 
     /// Takes the turn to hand messages to librdkafka. One sender at a time: librdkafka's produce
@@ -527,5 +523,61 @@ extension Duration {
     /// Whole milliseconds, rounded down.
     var milliseconds: Int64 {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// The outcomes of one batch `send` (``KafkaProducer``), one per message
+/// in the order sent: where it landed, or why it failed. Each element is made when it is read,
+/// from what the delivery reports recorded, so a caller that only needs ``failureCount`` or
+/// ``failures`` pays nothing for the messages delivered. Holds the messages sent (for their
+/// topics) as long as it lives.
+///
+/// ```swift
+/// let reports = await producer.send(messages)
+/// for (index, error) in reports.failures { retry.append(messages[index]); logger.warning("\(error)") }
+/// ```
+public struct KafkaDeliveryReports: RandomAccessCollection, Sendable {
+    private let messages: [KafkaOutgoingMessage]
+    /// No longer written: the producer let go of it before handing it over.
+    private let batch: KafkaProducer.Batch
+
+    init(messages: [KafkaOutgoingMessage], batch: KafkaProducer.Batch) {
+        self.messages = messages
+        self.batch = batch
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { messages.count }
+
+    /// The outcome of the message at `position`.
+    public subscript(position: Int) -> Result<KafkaDeliveryReport, KafkaError> {
+        precondition(position >= 0 && position < messages.count, "index out of range")
+        let partition = batch.partitions[position]
+        if partition >= 0 {
+            return .success(
+                KafkaDeliveryReport(
+                    topic: messages[position].topic, partition: partition, offset: batch.offsets[position]))
+        }
+        if partition == KafkaProducer.Batch.pending { return .failure(batch.refusal ?? .closed()) }
+        return .failure(batch.errors[position] ?? .closed())
+    }
+
+    /// How many messages failed.
+    public var failureCount: Int {
+        // A message never reported (the producer closed, or refused the batch) still counts in
+        // `remaining`.
+        batch.errors.count + batch.remaining
+    }
+
+    /// Whether every message was delivered.
+    public var allDelivered: Bool { failureCount == 0 }
+
+    /// The messages that failed, by position in the batch, in order, with their errors.
+    public var failures: [(index: Int, error: KafkaError)] {
+        guard failureCount > 0 else { return [] }
+        return indices.compactMap { index in
+            guard batch.partitions[index] < 0, case .failure(let error) = self[index] else { return nil }
+            return (index, error)
+        }
     }
 }

@@ -292,11 +292,13 @@ struct KafkaIntegrationTests {
             await withTaskGroup(of: [Result<KafkaDeliveryReport, KafkaError>].self) { group in
                 for sender in 0..<senders {
                     group.addTask {
-                        await producer.send(
+                        let reports = await producer.send(
                             (0..<perSender).map {
                                 KafkaOutgoingMessage(
                                     topic: topic, key: "key-\($0 % 8)", value: "value-\(sender)-\($0)")
                             })
+                        #expect(reports.allDelivered && reports.failures.isEmpty)
+                        return Array(reports)
                     }
                 }
                 var all: [Result<KafkaDeliveryReport, KafkaError>] = []
@@ -327,7 +329,17 @@ struct KafkaIntegrationTests {
         }
         let outcomes = try await withDeadline(.seconds(60), "every send to end after close") {
             await withTaskGroup(of: [Result<KafkaDeliveryReport, KafkaError>].self) { group in
-                for batch in batches { group.addTask { await producer.send(batch) } }
+                for batch in batches {
+                    group.addTask {
+                        let reports = await producer.send(batch)
+                        // The counts agree with the outcomes, which are read one by one.
+                        let failed = reports.filter { if case .failure = $0 { true } else { false } }.count
+                        #expect(reports.failureCount == failed)
+                        let failedAt = reports.indices.filter { (try? reports[$0].get()) == nil }
+                        #expect(reports.failures.map(\.index) == failedAt)
+                        return Array(reports)
+                    }
+                }
                 group.addTask {
                     await producer.close(timeout: .seconds(5))
                     return []
@@ -345,6 +357,10 @@ struct KafkaIntegrationTests {
         await #expect(throws: KafkaError.self) {
             try await producer.send(KafkaOutgoingMessage(topic: topic, key: "k", value: "late"))
         }
+        let refused = await producer.send(batches[0].prefix(3).map { $0 })
+        #expect(refused.count == 3)
+        #expect(refused.failureCount == 3 && !refused.allDelivered)
+        #expect(refused.failures.map(\.error.name) == ["_DESTROY", "_DESTROY", "_DESTROY"])
     }
 
     @Test("the cluster's metadata lists the topic and its partitions")

@@ -80,7 +80,7 @@ if mode == "create" {
             next = range.upperBound
             let messages = range.map { KafkaOutgoingMessage(topic: topic, key: keys[$0 % 64], value: value) }
             group.addTask {
-                await producer.send(messages).filter { if case .failure = $0 { true } else { false } }.count
+                await producer.send(messages).failureCount
             }
         }
         for _ in 0..<inFlight where next < count { addBatch() }
