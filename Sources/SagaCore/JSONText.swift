@@ -91,15 +91,25 @@ struct JSONTextWriter {
             bytes.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        var digits: (UInt64, Bool) = (value.magnitude, value < 0)
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(20)
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var rest = value.magnitude
+        // Room for the digits first, then filled in from the last: no buffer of its own.
+        let start = bytes.count
+        var count = 0
+        var probe = rest
         repeat {
-            buffer.append(UInt8(ascii: "0") + UInt8(digits.0 % 10))
-            digits.0 /= 10
-        } while digits.0 > 0
-        if digits.1 { bytes.append(UInt8(ascii: "-")) }
-        bytes.append(contentsOf: buffer.reversed())
+            count += 1
+            probe /= 10
+        } while probe > 0
+        bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: count))
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            var position = start + count
+            repeat {
+                position -= 1
+                buffer[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+        }
     }
 
     mutating func write(_ value: Int) { write(Int64(value)) }
@@ -145,7 +155,8 @@ struct JSONTextWriter {
     mutating func key(_ key: StaticString) {
         bytes.append(UInt8(ascii: "\""))
         key.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
     }
 }
 

@@ -23,10 +23,11 @@ extension SagaInstance {
         return deepest + 1
     }
 
-    /// The state as compact JSON text: the keys and values of its `Codable` form (either reads
-    /// what the other wrote; Foundation reads a double without a fraction as an integer), written
+    /// The state as compact JSON text: the keys and values of its `Codable` form, less the members
+    /// that hold their usual value (counters at zero, flags at false, empty collections), written
     /// without Foundation's encoder, which costs several times more on every transition the engine
-    /// stores.
+    /// stores. Either form reads what the other wrote (Foundation reads a double without a fraction
+    /// as an integer).
     public var jsonText: String {
         var writer = JSONTextWriter(capacity: 1_024)
         writer.write(self)
@@ -50,7 +51,7 @@ extension SagaInstance {
             steps.append(try StepState(json: Fields(step, path: "steps[\(index)]")))
         }
         var buffered: [BufferedSignal] = []
-        for (index, signal) in try json.array("bufferedSignals").enumerated() {
+        for (index, signal) in try json.optionalArray("bufferedSignals").enumerated() {
             let fields = try Fields(signal, path: "bufferedSignals[\(index)]")
             buffered.append(
                 BufferedSignal(
@@ -58,7 +59,7 @@ extension SagaInstance {
                     receivedAt: try fields.timestamp("receivedAt")))
         }
         var timers: [SagaTimer] = []
-        for (index, timer) in try json.array("timers").enumerated() {
+        for (index, timer) in try json.optionalArray("timers").enumerated() {
             let fields = try Fields(timer, path: "timers[\(index)]")
             timers.append(
                 SagaTimer(
@@ -82,9 +83,9 @@ extension SagaInstance {
             id: try json.string("id"), definitionName: try json.string("definitionName"),
             definitionVersion: try json.int("definitionVersion"), status: try json.enumeration("status"),
             input: try json.value("input"), cursor: try json.int("cursor"), steps: steps,
-            results: try json.members("results"), signals: try json.members("signals"),
-            seenSignalIDs: Set(try json.strings("seenSignalIDs")), bufferedSignals: buffered, timers: timers,
-            compensation: compensation, pastPivot: try json.bool("pastPivot"), failure: failure,
+            results: try json.optionalMembers("results"), signals: try json.optionalMembers("signals"),
+            seenSignalIDs: Set(try json.optionalStrings("seenSignalIDs")), bufferedSignals: buffered, timers: timers,
+            compensation: compensation, pastPivot: try json.bool("pastPivot", default: false), failure: failure,
             effectCounter: try json.int("effectCounter"), createdAt: try json.timestamp("createdAt"),
             updatedAt: try json.timestamp("updatedAt"))
     }
@@ -94,14 +95,14 @@ extension StepState {
     init(json: Fields) throws(SagaStateDecodingError) {
         self.init(name: try json.string("name"))
         status = try json.enumeration("status")
-        attempt = try json.int("attempt")
-        attemptBudgetStart = try json.int("attemptBudgetStart")
-        compensationAttempt = try json.int("compensationAttempt")
-        compensationBudgetStart = try json.int("compensationBudgetStart")
-        executeGeneration = try json.int("executeGeneration")
-        compensateGeneration = try json.int("compensateGeneration")
+        attempt = try json.optionalInt("attempt") ?? 0
+        attemptBudgetStart = try json.optionalInt("attemptBudgetStart") ?? 0
+        compensationAttempt = try json.optionalInt("compensationAttempt") ?? 0
+        compensationBudgetStart = try json.optionalInt("compensationBudgetStart") ?? 0
+        executeGeneration = try json.optionalInt("executeGeneration") ?? 0
+        compensateGeneration = try json.optionalInt("compensateGeneration") ?? 0
         inFlight = try json.optionalInt("inFlight")
-        mayHaveTakenEffect = try json.bool("mayHaveTakenEffect")
+        mayHaveTakenEffect = try json.bool("mayHaveTakenEffect", default: false)
         effectOrder = try json.optionalInt("effectOrder")
         lastError = try json.optionalObject("lastError").map { fields throws(SagaStateDecodingError) in
             try StepError(json: fields)
@@ -183,6 +184,13 @@ struct Fields {
         return bool
     }
 
+    /// The Boolean, or `fallback` when it is missing (the writer leaves out the usual value).
+    func bool(_ key: String, default fallback: Bool) throws(SagaStateDecodingError) -> Bool {
+        guard let value = optional(key) else { return fallback }
+        guard case .bool(let bool) = value else { throw mismatch(key, "a Boolean", value) }
+        return bool
+    }
+
     func timestamp(_ key: String) throws(SagaStateDecodingError) -> SagaTimestamp {
         SagaTimestamp(millisecondsSinceEpoch: Int64(try int(key)))
     }
@@ -213,6 +221,19 @@ struct Fields {
         let value = try value(key)
         guard case .array(let elements) = value else { throw mismatch(key, "an array", value) }
         return elements
+    }
+
+    /// The array, or an empty one when it is missing (the writer leaves out empty ones).
+    func optionalArray(_ key: String) throws(SagaStateDecodingError) -> [JSONValue] {
+        optional(key) == nil ? [] : try array(key)
+    }
+
+    func optionalStrings(_ key: String) throws(SagaStateDecodingError) -> [String] {
+        optional(key) == nil ? [] : try strings(key)
+    }
+
+    func optionalMembers(_ key: String) throws(SagaStateDecodingError) -> [String: JSONValue] {
+        optional(key) == nil ? [:] : try members(key)
     }
 
     func strings(_ key: String) throws(SagaStateDecodingError) -> [String] {
@@ -277,24 +298,21 @@ extension JSONTextWriter {
         write(step.name)
         member("status")
         write(step.status.rawValue)
-        member("attempt")
-        write(step.attempt)
-        member("attemptBudgetStart")
-        write(step.attemptBudgetStart)
-        member("compensationAttempt")
-        write(step.compensationAttempt)
-        member("compensationBudgetStart")
-        write(step.compensationBudgetStart)
-        member("executeGeneration")
-        write(step.executeGeneration)
-        member("compensateGeneration")
-        write(step.compensateGeneration)
+        // Counters at zero and flags at false are left out: most steps of a saga have not run.
+        writeUnlessZero("attempt", step.attempt)
+        writeUnlessZero("attemptBudgetStart", step.attemptBudgetStart)
+        writeUnlessZero("compensationAttempt", step.compensationAttempt)
+        writeUnlessZero("compensationBudgetStart", step.compensationBudgetStart)
+        writeUnlessZero("executeGeneration", step.executeGeneration)
+        writeUnlessZero("compensateGeneration", step.compensateGeneration)
         if let inFlight = step.inFlight {
             member("inFlight")
             write(inFlight)
         }
-        member("mayHaveTakenEffect")
-        append(step.mayHaveTakenEffect ? "true" : "false")
+        if step.mayHaveTakenEffect {
+            member("mayHaveTakenEffect")
+            append("true")
+        }
         if let effectOrder = step.effectOrder {
             member("effectOrder")
             write(effectOrder)
@@ -312,6 +330,12 @@ extension JSONTextWriter {
             write(finishedAt)
         }
         bytes.append(UInt8(ascii: "}"))
+    }
+
+    mutating func writeUnlessZero(_ name: StaticString, _ value: Int) {
+        guard value != 0 else { return }
+        member(name)
+        write(value)
     }
 
     mutating func write(_ timer: SagaTimer) {
@@ -356,35 +380,46 @@ extension JSONTextWriter {
             write(step)
         }
         bytes.append(UInt8(ascii: "]"))
-        member("results")
-        write(JSONValue.object(saga.results))
-        member("signals")
-        write(JSONValue.object(saga.signals))
-        member("seenSignalIDs")
-        write(saga.seenSignalIDs.sorted())
-        member("bufferedSignals")
-        bytes.append(UInt8(ascii: "["))
-        for (index, signal) in saga.bufferedSignals.enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            bytes.append(UInt8(ascii: "{"))
-            member("id", first: true)
-            write(signal.id)
-            member("name")
-            write(signal.name)
-            member("payload")
-            write(signal.payload)
-            member("receivedAt")
-            write(signal.receivedAt)
-            bytes.append(UInt8(ascii: "}"))
+        // Empty collections are left out.
+        if !saga.results.isEmpty {
+            member("results")
+            write(JSONValue.object(saga.results))
         }
-        bytes.append(UInt8(ascii: "]"))
-        member("timers")
-        bytes.append(UInt8(ascii: "["))
-        for (index, timer) in saga.timers.enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            write(timer)
+        if !saga.signals.isEmpty {
+            member("signals")
+            write(JSONValue.object(saga.signals))
         }
-        bytes.append(UInt8(ascii: "]"))
+        if !saga.seenSignalIDs.isEmpty {
+            member("seenSignalIDs")
+            write(saga.seenSignalIDs.sorted())
+        }
+        if !saga.bufferedSignals.isEmpty {
+            member("bufferedSignals")
+            bytes.append(UInt8(ascii: "["))
+            for (index, signal) in saga.bufferedSignals.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                bytes.append(UInt8(ascii: "{"))
+                member("id", first: true)
+                write(signal.id)
+                member("name")
+                write(signal.name)
+                member("payload")
+                write(signal.payload)
+                member("receivedAt")
+                write(signal.receivedAt)
+                bytes.append(UInt8(ascii: "}"))
+            }
+            bytes.append(UInt8(ascii: "]"))
+        }
+        if !saga.timers.isEmpty {
+            member("timers")
+            bytes.append(UInt8(ascii: "["))
+            for (index, timer) in saga.timers.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                write(timer)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        }
         if let compensation = saga.compensation {
             member("compensation")
             bytes.append(UInt8(ascii: "{"))
@@ -398,8 +433,10 @@ extension JSONTextWriter {
             write(compensation.outcome.rawValue)
             bytes.append(UInt8(ascii: "}"))
         }
-        member("pastPivot")
-        append(saga.pastPivot ? "true" : "false")
+        if saga.pastPivot {
+            member("pastPivot")
+            append("true")
+        }
         if let failure = saga.failure {
             member("failure")
             bytes.append(UInt8(ascii: "{"))

@@ -292,3 +292,51 @@ public struct WaitingFor: Sendable, Hashable, Codable, CustomStringConvertible {
     public var description: String
     public var until: SagaTimestamp
 }
+
+// The stored form (``SagaInstance/jsonText``) leaves out counters at zero, flags at false and
+// empty collections; the `Codable` form reads such a document with those values.
+
+extension StepState {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try container.decode(String.self, forKey: .name))
+        status = try container.decode(StepStatus.self, forKey: .status)
+        attempt = try container.decodeIfPresent(Int.self, forKey: .attempt) ?? 0
+        attemptBudgetStart = try container.decodeIfPresent(Int.self, forKey: .attemptBudgetStart) ?? 0
+        compensationAttempt = try container.decodeIfPresent(Int.self, forKey: .compensationAttempt) ?? 0
+        compensationBudgetStart = try container.decodeIfPresent(Int.self, forKey: .compensationBudgetStart) ?? 0
+        executeGeneration = try container.decodeIfPresent(Int.self, forKey: .executeGeneration) ?? 0
+        compensateGeneration = try container.decodeIfPresent(Int.self, forKey: .compensateGeneration) ?? 0
+        inFlight = try container.decodeIfPresent(Int.self, forKey: .inFlight)
+        mayHaveTakenEffect = try container.decodeIfPresent(Bool.self, forKey: .mayHaveTakenEffect) ?? false
+        effectOrder = try container.decodeIfPresent(Int.self, forKey: .effectOrder)
+        lastError = try container.decodeIfPresent(StepError.self, forKey: .lastError)
+        startedAt = try container.decodeIfPresent(SagaTimestamp.self, forKey: .startedAt)
+        finishedAt = try container.decodeIfPresent(SagaTimestamp.self, forKey: .finishedAt)
+    }
+}
+
+extension SagaInstance {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try container.decode(String.self, forKey: .id),
+            definitionName: try container.decode(String.self, forKey: .definitionName),
+            definitionVersion: try container.decode(Int.self, forKey: .definitionVersion),
+            status: try container.decode(SagaStatus.self, forKey: .status),
+            input: try container.decode(JSONValue.self, forKey: .input),
+            cursor: try container.decode(Int.self, forKey: .cursor),
+            steps: try container.decode([StepState].self, forKey: .steps),
+            results: try container.decodeIfPresent([String: JSONValue].self, forKey: .results) ?? [:],
+            signals: try container.decodeIfPresent([String: JSONValue].self, forKey: .signals) ?? [:],
+            seenSignalIDs: try container.decodeIfPresent(Set<String>.self, forKey: .seenSignalIDs) ?? [],
+            bufferedSignals: try container.decodeIfPresent([BufferedSignal].self, forKey: .bufferedSignals) ?? [],
+            timers: try container.decodeIfPresent([SagaTimer].self, forKey: .timers) ?? [],
+            compensation: try container.decodeIfPresent(CompensationState.self, forKey: .compensation),
+            pastPivot: try container.decodeIfPresent(Bool.self, forKey: .pastPivot) ?? false,
+            failure: try container.decodeIfPresent(SagaFailure.self, forKey: .failure),
+            effectCounter: try container.decode(Int.self, forKey: .effectCounter),
+            createdAt: try container.decode(SagaTimestamp.self, forKey: .createdAt),
+            updatedAt: try container.decode(SagaTimestamp.self, forKey: .updatedAt))
+    }
+}

@@ -86,6 +86,25 @@ struct JSONTextTests {
         }
     }
 
+    @Test("the stored state leaves out members at their usual value; a state with every member still reads")
+    func compactState() throws {
+        let saga = SagaHarness(Definitions.threeSteps).saga
+        let text = saga.jsonText
+        for omitted in [
+            "attemptBudgetStart", "compensationAttempt", "executeGeneration", "pastPivot", "bufferedSignals",
+            "seenSignalIDs", "results",
+        ] {
+            #expect(!text.contains("\"\(omitted)\""), "\(omitted) is at its usual value")
+        }
+        #expect(try SagaInstance(jsonText: text) == saga)
+        #expect(try JSONDecoder().decode(SagaInstance.self, from: Data(text.utf8)) == saga)
+        // The form written before members were left out: every member present.
+        let full = String(decoding: try JSONEncoder().encode(saga), as: UTF8.self)
+        #expect(full.contains("\"attemptBudgetStart\":0") && full.contains("\"pastPivot\":false"))
+        #expect(try SagaInstance(jsonText: full) == saga)
+        #expect(text.utf8.count < full.utf8.count)
+    }
+
     @Test("a damaged state is refused naming the field")
     func damagedState() throws {
         let saga = SagaHarness(Definitions.threeSteps).saga
