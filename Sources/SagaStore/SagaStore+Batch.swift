@@ -31,12 +31,8 @@ extension SagaStore {
             let messageIDs = Set(inputs.compactMap(\.messageID)).sorted()
             var fresh = Set<String>()
             if !messageIDs.isEmpty {
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO saga_inbox (message_id) SELECT unnest(\(messageIDs)::text[])
-                    ON CONFLICT DO NOTHING RETURNING message_id
-                    """, logger: logger)
-                for try await id in rows.decode(String.self) { fresh.insert(id) }
+                let rows = try await connection.execute(InsertInboxStatement(messageIDs: messageIDs), logger: logger)
+                for try await id in rows { fresh.insert(id) }
             }
             var kept: [Input] = []
             var duplicates: [Input] = []
@@ -199,25 +195,12 @@ extension SagaStore {
         guard !ids.isEmpty else { return [:] }
         let cached = cache.records(ids)
         let revisions = ids.map { cached[$0]?.revision ?? -1 }
-        let query: PostgresQuery =
+        let rows =
             skipLocked
-            ? """
-            SELECT s.id, s.tenant, s.start_key, s.priority, s.revision,
-                CASE WHEN s.revision = k.revision THEN NULL ELSE s.state::text END
-            FROM sagas s JOIN unnest(\(ids)::text[], \(revisions)::int8[]) AS k(id, revision) ON k.id = s.id
-            ORDER BY s.id FOR UPDATE OF s SKIP LOCKED
-            """
-            : """
-            SELECT s.id, s.tenant, s.start_key, s.priority, s.revision,
-                CASE WHEN s.revision = k.revision THEN NULL ELSE s.state::text END
-            FROM sagas s JOIN unnest(\(ids)::text[], \(revisions)::int8[]) AS k(id, revision) ON k.id = s.id
-            ORDER BY s.id FOR UPDATE OF s
-            """
-        let rows = try await connection.query(query, logger: logger)
+            ? try await connection.execute(LockSagasSkippingStatement(ids: ids, revisions: revisions), logger: logger)
+            : try await connection.execute(LockSagasStatement(ids: ids, revisions: revisions), logger: logger)
         var sagas: [String: SagaRecord] = [:]
-        for try await (id, tenant, startKey, priority, revision, state) in rows.decode(
-            (String, String, String?, Int, Int64, String?).self)
-        {
+        for try await (id, tenant, startKey, priority, revision, state) in rows {
             let instance: SagaInstance
             if let state {
                 instance = try self.instance(from: state, id: id)
@@ -304,28 +287,12 @@ extension SagaStore {
                 """, logger: logger)
         }
         if !updates.ids.isEmpty {
-            try await connection.query(
-                """
-                UPDATE sagas SET status = u.status, state = u.state, priority = u.priority,
-                    waiting_for = nullif(u.waiting_for, ''), waiting_detail = nullif(u.waiting_detail, ''),
-                    wait_until = CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END,
-                    revision = sagas.revision + 1, updated_at = to_timestamp(u.updated::float8 / 1000)
-                FROM unnest(\(updates.ids)::text[], \(updates.statuses)::text[], \(updates.states)::text[],
-                    \(updates.priorities)::int8[], \(updates.waitingFor)::text[], \(updates.waitingDetails)::text[],
-                    \(updates.waitUntil)::int8[], \(updates.updated)::int8[])
-                    AS u(id, status, state, priority, waiting_for, waiting_detail, wait_until, updated)
-                WHERE sagas.id = u.id
-                """, logger: logger)
+            _ = try await connection.execute(UpdateSagasStatement(columns: updates), logger: logger)
         }
         if !historySagas.isEmpty {
-            try await connection.query(
-                """
-                INSERT INTO saga_history (saga_id, at, entry)
-                SELECT u.saga_id, to_timestamp(u.at::float8 / 1000), u.entry
-                FROM unnest(\(historySagas)::text[], \(historyTimes)::int8[], \(historyEntries)::text[])
-                    WITH ORDINALITY AS u(saga_id, at, entry, n)
-                ORDER BY u.n
-                """, logger: logger)
+            _ = try await connection.execute(
+                InsertHistoryStatement(sagas: historySagas, times: historyTimes, entries: historyEntries),
+                logger: logger)
         }
         if !timerSagas.isEmpty {
             try await connection.query(
@@ -342,17 +309,7 @@ extension SagaStore {
                 """, logger: logger)
         }
         if !outbox.sagas.isEmpty {
-            try await connection.query(
-                """
-                INSERT INTO saga_outbox (saga_id, lane, topic, message_key, headers, payload)
-                SELECT u.saga_id, u.lane, u.topic, CASE WHEN u.has_key THEN u.message_key END, u.headers::json,
-                    u.payload
-                FROM unnest(\(outbox.sagas)::text[], \(outbox.lanes)::int8[], \(outbox.topics)::text[],
-                    \(outbox.keys)::text[], \(outbox.headers)::text[], \(outbox.payloads)::text[],
-                    \(outbox.hasKeys)::bool[])
-                    WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, has_key, n)
-                ORDER BY u.n
-                """, logger: logger)
+            _ = try await connection.execute(InsertOutboxStatement(columns: outbox), logger: logger)
         }
         if !writes.pendSignals.isEmpty {
             var tenants: [String] = []
