@@ -41,10 +41,10 @@ run() { # broker-name bootstrap create-topic-command...
             local line
             line=$("$binary" produce "$bootstrap" "$topic" "$count" "$size")
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
-            echo "$name $program $line" >>"$results"
+            echo "$name $program $round $line" >>"$results"
             line=$(KAFKA_PROPERTIES="$consume_properties" "$binary" consume "$bootstrap" "$topic" "$count" "group-$topic")
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
-            echo "$name $program $line" >>"$results"
+            echo "$name $program $round $line" >>"$results"
         done
     done
 }
@@ -61,7 +61,9 @@ tansu_bootstrap=$(deploy/local/tansu.sh start "$tansu_dir")
 export LD_LIBRARY_PATH="$libdir"
 run tansu "$tansu_bootstrap" tansu_topic
 
-# Medians: "<broker> <program> <mode> <count> messages in <s> s: <rate> msg/s ...".
+# Medians: "<broker> <program> <round> <mode> <count> messages in <s> s: <rate> msg/s ...". Next to
+# the ratio of the medians, the median of each round's ratio (C and Swift ran one after the other,
+# so a slow spell of the machine weighs on both).
 echo
 echo "median msg/s over $rounds rounds:"
 python3 - "$results" <<'PYTHON'
@@ -69,11 +71,13 @@ import statistics, sys
 rates = {}
 for line in open(sys.argv[1]):
     words = line.split()
-    rates.setdefault((words[0], words[2], words[1]), []).append(float(words[words.index("msg/s") - 1]))
+    rates.setdefault((words[0], words[3], words[1]), {})[words[2]] = float(words[words.index("msg/s") - 1])
 for broker in ("mock", "tansu"):
     for mode in ("produce", "consume"):
         c, swift = rates.get((broker, mode, "c")), rates.get((broker, mode, "swift"))
         if c and swift:
-            c, swift = statistics.median(c), statistics.median(swift)
-            print(f"{broker:6} {mode:8} C {c:>10,.0f}  Swift {swift:>10,.0f}  Swift/C {swift / c:6.0%}")
+            paired = statistics.median(swift[r] / c[r] for r in c if r in swift)
+            c, swift = statistics.median(c.values()), statistics.median(swift.values())
+            print(f"{broker:6} {mode:8} C {c:>10,.0f}  Swift {swift:>10,.0f}  Swift/C {swift / c:6.0%}"
+                  f"  (median of the rounds' ratios {paired:.0%})")
 PYTHON
