@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The Kafka wrapper's throughput next to librdkafka's C API doing the same work, in the same run,
 # on both brokers: the mock cluster (Debian's librdkafka) and Tansu (the current librdkafka from
-# the confluent-kafka wheel). 200,000 messages of 200 bytes, produced then consumed, each program
-# on a fresh 16-partition topic, in rounds (ROUNDS, default 5), then the median of each program's
-# figures and their ratio. Figures on a shared machine move by ±30 % from run to run, for both
-# programs alike: compare medians of the same run, not single figures.
+# the confluent-kafka wheel). 200,000 messages of 200 bytes: each program produces them to a fresh
+# 16-partition topic of its own, then both consumers read the C program's topic; in rounds
+# (ROUNDS, default 5), then the median of each program's figures and their ratio. Figures on a
+# shared machine move by ±30 % from run to run, for both programs alike: compare medians of the
+# same run, not single figures.
 #
 #   ./scripts/bench-kafka.sh [COUNT] [SIZE]
 set -euo pipefail
@@ -33,21 +34,30 @@ run() { # broker-name bootstrap create-topic-command...
     local name="$1" bootstrap="$2"
     shift 2
     for round in $(seq 1 "$rounds"); do
+        # Each program produces to a topic of its own; then both consume the C program's topic,
+        # each in a group of its own: the data a consumer reads (how the producer batched it)
+        # changes its pace by as much as a fifth, so both read the same.
+        local reference=""
         for program in c swift; do
             local topic="bench-$program-$round-$RANDOM"
             "$@" "$topic"
-            local binary=.build/rdkafka_bench
-            [ "$program" = swift ] && binary=Benchmarks/.build/release/kafka-throughput
+            [ "$program" = c ] && reference="$topic"
             local line
-            line=$("$binary" produce "$bootstrap" "$topic" "$count" "$size")
+            line=$("$(binary "$program")" produce "$bootstrap" "$topic" "$count" "$size")
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
             echo "$name $program $round $line" >>"$results"
-            line=$(KAFKA_PROPERTIES="$consume_properties" "$binary" consume "$bootstrap" "$topic" "$count" "group-$topic")
+        done
+        for program in c swift; do
+            local line
+            line=$(KAFKA_PROPERTIES="$consume_properties" "$(binary "$program")" consume "$bootstrap" "$reference" \
+                "$count" "group-$program-$reference")
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
             echo "$name $program $round $line" >>"$results"
         done
     done
 }
+
+binary() { if [ "$1" = swift ]; then echo Benchmarks/.build/release/kafka-throughput; else echo .build/rdkafka_bench; fi; }
 
 mock_topic() { deploy/local/kafka-mock.sh command "$mock_dir" "topic $1 16"; sleep 0.2; }
 tansu_topic() { Benchmarks/.build/release/kafka-throughput create "$tansu_bootstrap" "$1" 16 -; }
