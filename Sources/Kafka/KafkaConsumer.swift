@@ -92,6 +92,7 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// What the reader gets when it asks for a message.
+    @usableFromInline
     enum Next {
         case message(KafkaMessage)
         /// librdkafka holds nothing right now.
@@ -444,7 +445,8 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Runs on the reader's task: the next message, without waiting.
-    fileprivate func nextMessage() -> Next {
+    @usableFromInline
+    func nextMessage() -> Next {
         let core = self.core
         let (next, errors) = core.state.withLock { state -> (Next, [rd_kafka_resp_err_t]) in
             let next = state.next(core: core)
@@ -460,7 +462,8 @@ public final class KafkaConsumer: Sendable {
 
     /// Runs on the reader's task when librdkafka held nothing: waits until the event thread has
     /// taken messages for the reader, the consumer ends, or the task is cancelled.
-    fileprivate func waitForMessages() async {
+    @usableFromInline
+    func waitForMessages() async {
         let core = self.core
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -703,12 +706,16 @@ public struct KafkaMessageSequence: AsyncSequence, Sendable {
     let consumer: KafkaConsumer
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let consumer: KafkaConsumer
+        @usableFromInline let consumer: KafkaConsumer
 
+        @inlinable
         public mutating func next() async -> KafkaMessage? {
             await next(isolation: #isolation)
         }
 
+        // Inlinable: a message that is there already is handed over without a call into another
+        // module's async function (an async frame and an executor check per message).
+        @inlinable
         public mutating func next(isolation actor: isolated (any Actor)?) async -> KafkaMessage? {
             while true {
                 switch consumer.nextMessage() {
