@@ -47,7 +47,10 @@ run() { # broker-name bootstrap create-topic-command...
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
             echo "$name $program $round $line" >>"$results"
         done
-        for program in c swift; do
+        # Which consumer reads first alternates from round to round.
+        local order="c swift"
+        [ $((round % 2)) = 0 ] && order="swift c"
+        for program in $order; do
             local line
             line=$(KAFKA_PROPERTIES="$consume_properties" "$(binary "$program")" consume "$bootstrap" "$reference" \
                 "$count" "group-$program-$reference")

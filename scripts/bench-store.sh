@@ -10,8 +10,8 @@
 #      of clients running Benchmarks/pgbench/update-insert.sql (per transaction one row update and
 #      one row insert, on 20,000 rows);
 # and prints the median of each at batch 100 and their ratio (the target: at least 5). Both get
-# WARMUP seconds (default 20) of the same work first, not counted; later rounds 5 s, enough to load
-# the store's cache again. Figures on a shared machine move by 10–20 % from run to run (pgbench's
+# WARMUP seconds (default 20) of the same work first, not counted; each round's store run then
+# ROUND_WARMUP seconds (default 5), enough to load its cache again. Figures on a shared machine move by 10–20 % from run to run (pgbench's
 # as much as the store's): compare medians of the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,8 +42,10 @@ SQL
 
 results=.build/bench-store-rounds.out
 : >"$results"
-for round in $(seq 1 "${ROUNDS:-3}"); do
-    line=$(WARMUP=5 POSTGRES_URL="$base/saga_bench" Benchmarks/.build/release/store-throughput "$duration" "$clients" 100)
+rounds="${ROUNDS:-3}"
+[ "$rounds" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 64; }
+for round in $(seq 1 "$rounds"); do
+    line=$(WARMUP="${ROUND_WARMUP:-5}" POSTGRES_URL="$base/saga_bench" Benchmarks/.build/release/store-throughput "$duration" "$clients" 100)
     echo "round $round  store    $line"
     echo "store $(echo "$line" | sed -E 's/.*: ([0-9]+) transitions\/s.*/\1/')" >>"$results"
     tps=$("$bindir/pgbench" -n -c "$clients" -j "$clients" -T "$duration" -f Benchmarks/pgbench/update-insert.sql \

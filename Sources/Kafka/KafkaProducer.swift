@@ -66,9 +66,10 @@ public final class KafkaProducer: Sendable {
     /// ``KafkaDeliveryReports`` the sender returns.
     final class Batch: @unchecked Sendable {
         static let pending = Int32.min
-        /// Each message's partition (`pending` until reported, -1 when it failed) and offset, in
-        /// buffers of their own: a report writes them without the exclusivity checks of a class's
-        /// stored arrays.
+        static let failedMark = Int32.min + 1
+        /// Each message's partition (`pending` until reported, `failedMark` when it failed) and
+        /// offset, in buffers of their own: a report writes them without the exclusivity checks of
+        /// a class's stored arrays.
         let partitions: UnsafeMutableBufferPointer<Int32>
         let offsets: UnsafeMutableBufferPointer<Int64>
         var errors: [Int: KafkaError] = [:]
@@ -99,7 +100,7 @@ public final class KafkaProducer: Sendable {
 
         func failed(_ index: Int, _ error: KafkaError) {
             guard index >= 0, index < partitions.count, partitions[index] == Self.pending else { return }
-            partitions[index] = -1
+            partitions[index] = Self.failedMark
             errors[index] = error
             remaining -= 1
         }
@@ -552,14 +553,14 @@ public struct KafkaDeliveryReports: RandomAccessCollection, Sendable {
     /// The outcome of the message at `position`.
     public subscript(position: Int) -> Result<KafkaDeliveryReport, KafkaError> {
         precondition(position >= 0 && position < messages.count, "index out of range")
-        let partition = batch.partitions[position]
-        if partition >= 0 {
+        switch batch.partitions[position] {
+        case KafkaProducer.Batch.pending: return .failure(batch.refusal ?? .closed())
+        case KafkaProducer.Batch.failedMark: return .failure(batch.errors[position] ?? .closed())
+        case let partition:
             return .success(
                 KafkaDeliveryReport(
                     topic: messages[position].topic, partition: partition, offset: batch.offsets[position]))
         }
-        if partition == KafkaProducer.Batch.pending { return .failure(batch.refusal ?? .closed()) }
-        return .failure(batch.errors[position] ?? .closed())
     }
 
     /// How many messages failed.
@@ -576,7 +577,10 @@ public struct KafkaDeliveryReports: RandomAccessCollection, Sendable {
     public var failures: [(index: Int, error: KafkaError)] {
         guard failureCount > 0 else { return [] }
         return indices.compactMap { index in
-            guard batch.partitions[index] < 0, case .failure(let error) = self[index] else { return nil }
+            let partition = batch.partitions[index]
+            guard partition == KafkaProducer.Batch.pending || partition == KafkaProducer.Batch.failedMark,
+                case .failure(let error) = self[index]
+            else { return nil }
             return (index, error)
         }
     }

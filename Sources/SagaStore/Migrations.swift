@@ -110,7 +110,19 @@ extension SagaStore {
                 )
                 """,
                 "CREATE INDEX saga_pending_signals_expiry ON saga_pending_signals (expires_at)",
-            ])
+            ]),
+        // The tables stay as they are. What changed is the state document: it leaves out the
+        // members at their usual value, which a version of schema 1 cannot read. Recording the
+        // new version makes such a version refuse the database at start-up
+        // (`SagaStoreError.schemaTooNew`) instead of failing on every saga a newer one wrote.
+        Migration(
+            version: 2, name: "saga states leave out members at their usual value",
+            statements: [
+                """
+                COMMENT ON COLUMN sagas.state IS
+                    'the saga''s state as compact JSON; members at their usual value are left out'
+                """
+            ]),
     ]
 
     /// The newest schema version this code knows.

@@ -259,8 +259,21 @@ public final class SagaStore: Sendable {
         }
     }
 
+    /// Whether a connection whose transaction failed with `error` is closed after the rollback
+    /// instead of going back to the pool: every error of PostgreSQL's except a data error (class
+    /// 22), a constraint violation (23) or a serialization failure or deadlock (40), which the
+    /// batch's own rows caused. The batch's statements are prepared once per connection, and
+    /// postgres-nio keeps a failed prepare (a lock or statement timeout, a cancel, a missing
+    /// table) for the rest of the connection's life: every later batch on it would fail the same
+    /// way. A fresh connection prepares again.
+    package static func closesAfterRollback(code: PSQLError.Code, sqlState: String?) -> Bool {
+        guard code == .server, let sqlState else { return true }
+        return !(sqlState.hasPrefix("22") || sqlState.hasPrefix("23") || sqlState.hasPrefix("40"))
+    }
+
     /// Rolls back the transaction `body` failed in; closes the connection instead when the server
-    /// ended it, and when the rollback does not come back within `timeout`.
+    /// ended it, and when the rollback does not come back within `timeout`; closes it after the
+    /// rollback when ``closesAfterRollback(code:sqlState:)`` says so.
     static func rollBack(
         _ connection: PostgresConnection, after error: any Error, timeout: Duration, logger: Logger
     ) async {
@@ -292,6 +305,10 @@ public final class SagaStore: Sendable {
         }
         if !rolledBack {
             logger.warning("rollback failed or timed out; closing the connection", metadata: ["db.error": "\(error)"])
+            try? await connection.close()
+        } else if let failure = error as? PSQLError,
+            closesAfterRollback(code: failure.code, sqlState: failure.serverInfo?[.sqlState])
+        {
             try? await connection.close()
         }
     }

@@ -35,4 +35,19 @@ struct ConnectionErrorTests {
         #expect(!SagaStore.endsConnection(code: .queryCancelled, severity: nil, sqlState: nil))
         #expect(!SagaStore.endsConnection(code: .tooManyParameters, severity: nil, sqlState: nil))
     }
+
+    @Test("after the rollback, a connection stays only for errors the batch's own rows caused")
+    func closedAfterRollback() {
+        // A data error, a unique violation, a serialization failure, a deadlock: the connection stays.
+        for state in ["22P02", "23505", "40001", "40P01"] {
+            #expect(!SagaStore.closesAfterRollback(code: .server, sqlState: state), "\(state)")
+        }
+        // A cancel, a lock or statement timeout, a missing table, an error without SQLSTATE, a
+        // client-side error: a failed prepare may stay with the connection, so it goes.
+        for state in ["57014", "55P03", "42P01", "XX000"] {
+            #expect(SagaStore.closesAfterRollback(code: .server, sqlState: state), "\(state)")
+        }
+        #expect(SagaStore.closesAfterRollback(code: .server, sqlState: nil))
+        #expect(SagaStore.closesAfterRollback(code: .queryCancelled, sqlState: nil))
+    }
 }

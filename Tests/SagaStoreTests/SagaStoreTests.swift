@@ -41,7 +41,9 @@ struct SagaStoreTests {
                 return all
             }
             #expect(results.flatMap { $0 }.sorted() == SagaStore.migrations.map(\.version))
-            #expect(try await database.count("SELECT count(*)::int8 FROM saga_schema_migrations") == 1)
+            #expect(
+                try await database.count("SELECT count(*)::int8 FROM saga_schema_migrations")
+                    == SagaStore.migrations.count)
         }
     }
 
@@ -59,6 +61,32 @@ struct SagaStoreTests {
     }
 
     // MARK: batches
+
+    @Test("a batch whose statement failed to prepare leaves no broken connection behind")
+    func failedPrepareNotKept() async throws {
+        try await withDatabase { database in
+            // One connection, so the batches after the failure run on the connection it failed on
+            // unless the store let it go.
+            try await database.withStore(migrated: false, connections: 1) { store in
+                // No tables yet: preparing the inbox statement fails (42P01).
+                await #expect(throws: SagaStoreError.self) {
+                    try await store.applyBatch([TestInput(messageID: "m-0", sagaID: "saga-1")], now: Sagas.t0) { _ in
+                        BatchWrites()
+                    }
+                }
+                try await store.migrate()
+                let (write, _) = Sagas.started("saga-1")
+                try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
+                let outcome = try await store.applyBatch(
+                    [TestInput(messageID: "m-1", sagaID: "saga-1")], now: Sagas.t0
+                ) { context in
+                    #expect(context.sagas["saga-1"] != nil)
+                    return BatchWrites()
+                }
+                #expect(outcome.duplicates == 0)
+            }
+        }
+    }
 
     @Test("a batch writes state, history, timers and outbox; a duplicate message id is dropped")
     func batchWithDuplicate() async throws {
