@@ -101,6 +101,11 @@ public struct SagaStoreConfiguration: Sendable {
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = maximumConnections
+        // The pool opens a connection again when one closes only to keep this many: with none,
+        // requests queued while the last connection closed would wait for a request after them
+        // (vapor/postgres-nio#657). The store closes connections that failed in ways it cannot
+        // trust (see `rollBack`).
+        configuration.options.minimumConnections = 1
         return configuration
     }
 }
@@ -259,16 +264,23 @@ public final class SagaStore: Sendable {
         }
     }
 
-    /// Whether a connection whose transaction failed with `error` is closed after the rollback
-    /// instead of going back to the pool: every error of PostgreSQL's except a data error (class
-    /// 22), a constraint violation (23) or a serialization failure or deadlock (40), which the
-    /// batch's own rows caused. The batch's statements are prepared once per connection, and
-    /// postgres-nio keeps a failed prepare (a lock or statement timeout, a cancel, a missing
-    /// table) for the rest of the connection's life: every later batch on it would fail the same
-    /// way. A fresh connection prepares again.
-    package static func closesAfterRollback(code: PSQLError.Code, sqlState: String?) -> Bool {
+    /// The SQL of the statements prepared once per connection (see `PreparedStatements.swift`).
+    package static let preparedSQL: Set<String> = [
+        InsertInboxStatement.sql, LockSagasStatement.sql, LockSagasSkippingStatement.sql, UpdateSagasStatement.sql,
+        InsertHistoryStatement.sql, InsertOutboxStatement.sql,
+    ]
+
+    /// Whether a connection whose transaction failed with an error of `query` is closed after the
+    /// rollback instead of going back to the pool: when `query` is one of the prepared statements
+    /// and the error is not a data error (class 22) or a constraint violation (23), which only
+    /// their execution raises. postgres-nio keeps a failed prepare (a lock or statement timeout, a
+    /// cancel, a deadlock while waiting for a table's lock, a missing table) for the rest of the
+    /// connection's life, so every later batch on it would fail the same way; a fresh connection
+    /// prepares again. Errors of other statements leave the connection as it was.
+    package static func closesAfterRollback(code: PSQLError.Code, sqlState: String?, query: String?) -> Bool {
+        guard let query, preparedSQL.contains(query) else { return false }
         guard code == .server, let sqlState else { return true }
-        return !(sqlState.hasPrefix("22") || sqlState.hasPrefix("23") || sqlState.hasPrefix("40"))
+        return !(sqlState.hasPrefix("22") || sqlState.hasPrefix("23"))
     }
 
     /// Rolls back the transaction `body` failed in; closes the connection instead when the server
@@ -307,7 +319,8 @@ public final class SagaStore: Sendable {
             logger.warning("rollback failed or timed out; closing the connection", metadata: ["db.error": "\(error)"])
             try? await connection.close()
         } else if let failure = error as? PSQLError,
-            closesAfterRollback(code: failure.code, sqlState: failure.serverInfo?[.sqlState])
+            closesAfterRollback(
+                code: failure.code, sqlState: failure.serverInfo?[.sqlState], query: failure.query?.sql)
         {
             try? await connection.close()
         }

@@ -36,18 +36,25 @@ struct ConnectionErrorTests {
         #expect(!SagaStore.endsConnection(code: .tooManyParameters, severity: nil, sqlState: nil))
     }
 
-    @Test("after the rollback, a connection stays only for errors the batch's own rows caused")
+    @Test("after the rollback, a connection goes when a prepared statement failed other than on its data")
     func closedAfterRollback() {
-        // A data error, a unique violation, a serialization failure, a deadlock: the connection stays.
-        for state in ["22P02", "23505", "40001", "40P01"] {
-            #expect(!SagaStore.closesAfterRollback(code: .server, sqlState: state), "\(state)")
+        #expect(SagaStore.preparedSQL.count == 6)
+        let prepared = SagaStore.preparedSQL.first { $0.hasPrefix("INSERT INTO saga_inbox") } ?? ""
+        #expect(SagaStore.closesAfterRollback(code: .server, sqlState: "42P01", query: prepared))
+        // A cancel, a lock or statement timeout, a deadlock while waiting for a table's lock, an
+        // error without SQLSTATE, a client-side error: a failed prepare may stay with the connection.
+        for state in ["57014", "55P03", "40P01", "42P01", "XX000"] {
+            #expect(SagaStore.closesAfterRollback(code: .server, sqlState: state, query: prepared), "\(state)")
         }
-        // A cancel, a lock or statement timeout, a missing table, an error without SQLSTATE, a
-        // client-side error: a failed prepare may stay with the connection, so it goes.
-        for state in ["57014", "55P03", "42P01", "XX000"] {
-            #expect(SagaStore.closesAfterRollback(code: .server, sqlState: state), "\(state)")
+        #expect(SagaStore.closesAfterRollback(code: .server, sqlState: nil, query: prepared))
+        #expect(SagaStore.closesAfterRollback(code: .queryCancelled, sqlState: nil, query: prepared))
+        // A data error or a constraint violation comes from executing, not preparing: the connection stays.
+        for state in ["22P02", "23505"] {
+            #expect(!SagaStore.closesAfterRollback(code: .server, sqlState: state, query: prepared), "\(state)")
         }
-        #expect(SagaStore.closesAfterRollback(code: .server, sqlState: nil))
-        #expect(SagaStore.closesAfterRollback(code: .queryCancelled, sqlState: nil))
+        // Any error of a statement that is not prepared leaves the connection as it was.
+        let other = "SELECT pg_advisory_xact_lock(1)"
+        #expect(!SagaStore.closesAfterRollback(code: .server, sqlState: "55P03", query: other))
+        #expect(!SagaStore.closesAfterRollback(code: .server, sqlState: "57014", query: nil))
     }
 }

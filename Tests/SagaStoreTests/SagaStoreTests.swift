@@ -69,11 +69,16 @@ struct SagaStoreTests {
             // unless the store let it go.
             try await database.withStore(migrated: false, connections: 1) { store in
                 // No tables yet: preparing the inbox statement fails (42P01).
-                await #expect(throws: SagaStoreError.self) {
+                let error = await #expect(throws: SagaStoreError.self) {
                     try await store.applyBatch([TestInput(messageID: "m-0", sagaID: "saga-1")], now: Sagas.t0) { _ in
                         BatchWrites()
                     }
                 }
+                guard case .database(_, let sqlState) = error else {
+                    Issue.record("expected a database error, got \(String(describing: error))")
+                    return
+                }
+                #expect(sqlState == "42P01")
                 try await store.migrate()
                 let (write, _) = Sagas.started("saga-1")
                 try await store.applyBatch([TestInput](), now: Sagas.t0) { _ in BatchWrites(sagas: [write]) }
