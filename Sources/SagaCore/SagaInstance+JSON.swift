@@ -332,6 +332,16 @@ extension JSONTextWriter {
         bytes.append(UInt8(ascii: "}"))
     }
 
+    /// Writes `[e1,e2,…]`, each element by `element`.
+    mutating func writeArray<Element>(_ elements: [Element], _ element: (inout Self, Element) -> Void) {
+        bytes.append(UInt8(ascii: "["))
+        for (index, value) in elements.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            element(&self, value)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
     mutating func writeUnlessZero(_ name: StaticString, _ value: Int) {
         guard value != 0 else { return }
         member(name)
@@ -374,12 +384,7 @@ extension JSONTextWriter {
         member("cursor")
         write(saga.cursor)
         member("steps")
-        bytes.append(UInt8(ascii: "["))
-        for (index, step) in saga.steps.enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            write(step)
-        }
-        bytes.append(UInt8(ascii: "]"))
+        writeArray(saga.steps) { $0.write($1) }
         // Empty collections are left out.
         if !saga.results.isEmpty {
             member("results")
@@ -395,30 +400,22 @@ extension JSONTextWriter {
         }
         if !saga.bufferedSignals.isEmpty {
             member("bufferedSignals")
-            bytes.append(UInt8(ascii: "["))
-            for (index, signal) in saga.bufferedSignals.enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
-                bytes.append(UInt8(ascii: "{"))
-                member("id", first: true)
-                write(signal.id)
-                member("name")
-                write(signal.name)
-                member("payload")
-                write(signal.payload)
-                member("receivedAt")
-                write(signal.receivedAt)
-                bytes.append(UInt8(ascii: "}"))
+            writeArray(saga.bufferedSignals) { writer, signal in
+                writer.bytes.append(UInt8(ascii: "{"))
+                writer.member("id", first: true)
+                writer.write(signal.id)
+                writer.member("name")
+                writer.write(signal.name)
+                writer.member("payload")
+                writer.write(signal.payload)
+                writer.member("receivedAt")
+                writer.write(signal.receivedAt)
+                writer.bytes.append(UInt8(ascii: "}"))
             }
-            bytes.append(UInt8(ascii: "]"))
         }
         if !saga.timers.isEmpty {
             member("timers")
-            bytes.append(UInt8(ascii: "["))
-            for (index, timer) in saga.timers.enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
-                write(timer)
-            }
-            bytes.append(UInt8(ascii: "]"))
+            writeArray(saga.timers) { $0.write($1) }
         }
         if let compensation = saga.compensation {
             member("compensation")

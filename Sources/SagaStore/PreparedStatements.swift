@@ -28,19 +28,13 @@ struct InsertInboxStatement: PostgresPreparedStatement {
 /// the row's revision is the one given (the caller has that state cached).
 typealias LockedSagaRow = (String, String, String?, Int, Int64, String?)
 
-/// Locks sagas by id, in id order, waiting for any another transaction holds.
-struct LockSagasStatement: PostgresPreparedStatement {
-    static let sql = """
-        SELECT s.id, s.tenant, s.start_key, s.priority, s.revision,
-            CASE WHEN s.revision = k.revision THEN NULL ELSE s.state::text END
-        FROM sagas s JOIN unnest($1::text[], $2::int8[]) AS k(id, revision) ON k.id = s.id
-        ORDER BY s.id FOR UPDATE OF s
-        """
-    typealias Row = LockedSagaRow
+/// The two lock statements: the same bindings and rows, their SQL differs in `SKIP LOCKED`.
+protocol LockSagasPreparedStatement: PostgresPreparedStatement where Row == LockedSagaRow {
+    var ids: [String] { get }
+    var revisions: [Int64] { get }
+}
 
-    var ids: [String]
-    var revisions: [Int64]
-
+extension LockSagasPreparedStatement {
     func makeBindings() -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 2)
         bindings.append(ids)
@@ -51,27 +45,27 @@ struct LockSagasStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> LockedSagaRow { try row.decode(LockedSagaRow.self) }
 }
 
-/// ``LockSagasStatement``, skipping the sagas another transaction holds.
-struct LockSagasSkippingStatement: PostgresPreparedStatement {
+/// Locks sagas by id, in id order, waiting for any another transaction holds.
+struct LockSagasStatement: LockSagasPreparedStatement {
     static let sql = """
         SELECT s.id, s.tenant, s.start_key, s.priority, s.revision,
             CASE WHEN s.revision = k.revision THEN NULL ELSE s.state::text END
         FROM sagas s JOIN unnest($1::text[], $2::int8[]) AS k(id, revision) ON k.id = s.id
-        ORDER BY s.id FOR UPDATE OF s SKIP LOCKED
+        ORDER BY s.id FOR UPDATE OF s
         """
     typealias Row = LockedSagaRow
 
     var ids: [String]
     var revisions: [Int64]
+}
 
-    func makeBindings() -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 2)
-        bindings.append(ids)
-        bindings.append(revisions)
-        return bindings
-    }
+/// ``LockSagasStatement``, skipping the sagas another transaction holds.
+struct LockSagasSkippingStatement: LockSagasPreparedStatement {
+    static let sql = LockSagasStatement.sql + " SKIP LOCKED"
+    typealias Row = LockedSagaRow
 
-    func decodeRow(_ row: PostgresRow) throws -> LockedSagaRow { try row.decode(LockedSagaRow.self) }
+    var ids: [String]
+    var revisions: [Int64]
 }
 
 /// Writes the new states of sagas that exist.
