@@ -64,17 +64,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What the integration tests share: deadlines on their waits.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "SagaStoreTests",
             dependencies: [
-                "SagaStore", "SagaCore",
+                "SagaStore", "SagaCore", "TestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "KafkaTests",
-            dependencies: ["Kafka", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Kafka", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SagaCoreTests",

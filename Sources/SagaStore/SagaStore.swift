@@ -190,12 +190,26 @@ public final class SagaStore: Sendable {
 
     /// Runs the connection pool, and the notifications that wake outbox relays, until the task is
     /// cancelled or a graceful shutdown ends the pool.
+    ///
+    /// The notifications stop first and the pool after them: a pool shut down under a statement in
+    /// flight may leave that statement unanswered (postgres-nio 1.33), and `run()` would then wait
+    /// for it forever.
     public func run() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.outboxNotifier.run(client: self.client, logger: self.logger) }
+        let client = self.client
+        let notifier = outboxNotifier
+        let logger = self.logger
+        // Not a child task: it must not be cancelled with this one, only once the notifier ended.
+        let pool = Task {
             await client.run()
-            outboxNotifier.finish()
+            notifier.finish()
         }
+        await withTaskCancellationHandler {
+            await notifier.run(client: client, logger: logger)
+        } onCancel: {
+            notifier.finish()
+        }
+        pool.cancel()
+        await pool.value
     }
 
     /// Runs `body` with a running store, and stops the store when `body` returns.

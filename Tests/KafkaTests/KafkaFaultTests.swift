@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import TestSupport
 import Testing
 
 /// Faults injected with the mock cluster: broker outages, request errors, fatal producer errors,

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Synchronization
+import TestSupport
 import Testing
 
 /// Producer, consumer and admin against a real Kafka-protocol broker: librdkafka's mock cluster,

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import TestSupport
 import Testing
 
 /// Where the Kafka tests find a broker.
@@ -80,38 +81,6 @@ final class TestBroker: Sendable {
         configuration.heartbeatIntervalMilliseconds = 500
         configure(&configuration)
         return try KafkaConsumer(configuration: configuration, logger: KafkaTestEnvironment.logger)
-    }
-}
-
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
-}
-
-/// Runs `body` with a deadline; throws ``TimedOut`` when it passes first.
-func withDeadline<T: Sendable>(
-    _ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TimedOut(what: what) }
-        return value
-    }
-}
-
-/// Waits until `condition` holds, checking every 20 ms, for at most `timeout`.
-func eventually(
-    _ what: String, timeout: Duration = .seconds(30), _ condition: @escaping @Sendable () async -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !(await condition()) {
-        guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
-        try await Task.sleep(for: .milliseconds(20))
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import TestSupport
 import Testing
 
 /// The `kafka-mock-broker` executable that scripts and end-to-end tests start: it serves clients,

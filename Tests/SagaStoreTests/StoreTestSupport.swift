@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import SagaCore
 import SagaStore
+import TestSupport
 import Testing
 
 /// Where the store tests find PostgreSQL: `POSTGRES_URL`, which the test command sets to the server
@@ -244,22 +245,4 @@ func withDatabase(_ body: (TestDatabase) async throws -> Void) async throws {
         return
     }
     try await TestDatabase.with(body)
-}
-
-/// Waits up to `timeout` for `body`, or fails.
-func withDeadline<T: Sendable>(
-    _ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else {
-            throw StoreTestFailure("timed out after \(timeout): \(what)")
-        }
-        return value
-    }
 }
