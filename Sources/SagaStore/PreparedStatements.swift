@@ -68,84 +68,59 @@ struct LockSagasSkippingStatement: LockSagasPreparedStatement {
     var revisions: [Int64]
 }
 
-/// Writes the new states of sagas that exist.
-struct UpdateSagasStatement: PostgresPreparedStatement {
+/// Writes a batch's rows in one statement (one round trip instead of three): the new states of
+/// sagas that exist, then history rows and outbox rows, each in the order given. Empty arrays write
+/// nothing.
+struct WriteBatchStatement: PostgresPreparedStatement {
     static let sql = """
-        UPDATE sagas SET status = u.status, state = u.state, priority = u.priority,
-            waiting_for = nullif(u.waiting_for, ''), waiting_detail = nullif(u.waiting_detail, ''),
-            wait_until = CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END,
-            revision = sagas.revision + 1, updated_at = to_timestamp(u.updated::float8 / 1000)
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::int8[])
-            AS u(id, status, state, priority, waiting_for, waiting_detail, wait_until, updated)
-        WHERE sagas.id = u.id
-        """
-    typealias Row = ()
-
-    var columns: SagaColumns
-
-    func makeBindings() -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 8)
-        bindings.append(columns.ids)
-        bindings.append(columns.statuses)
-        bindings.append(columns.states)
-        bindings.append(columns.priorities)
-        bindings.append(columns.waitingFor)
-        bindings.append(columns.waitingDetails)
-        bindings.append(columns.waitUntil)
-        bindings.append(columns.updated)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws {}
-}
-
-/// Appends history rows, in the order given.
-struct InsertHistoryStatement: PostgresPreparedStatement {
-    static let sql = """
-        INSERT INTO saga_history (saga_id, at, entry)
-        SELECT u.saga_id, to_timestamp(u.at::float8 / 1000), u.entry
-        FROM unnest($1::text[], $2::int8[], $3::text[]) WITH ORDINALITY AS u(saga_id, at, entry, n)
-        ORDER BY u.n
-        """
-    typealias Row = ()
-
-    var sagas: [String]
-    var times: [Int64]
-    var entries: [String]
-
-    func makeBindings() -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 3)
-        bindings.append(sagas)
-        bindings.append(times)
-        bindings.append(entries)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws {}
-}
-
-/// Appends outbox rows, in the order given.
-struct InsertOutboxStatement: PostgresPreparedStatement {
-    static let sql = """
+        WITH updated AS (
+            UPDATE sagas SET status = u.status, state = u.state, priority = u.priority,
+                waiting_for = nullif(u.waiting_for, ''), waiting_detail = nullif(u.waiting_detail, ''),
+                wait_until = CASE WHEN u.wait_until < 0 THEN NULL ELSE to_timestamp(u.wait_until::float8 / 1000) END,
+                revision = sagas.revision + 1, updated_at = to_timestamp(u.updated::float8 / 1000)
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::int8[])
+                AS u(id, status, state, priority, waiting_for, waiting_detail, wait_until, updated)
+            WHERE sagas.id = u.id
+        ), history AS (
+            INSERT INTO saga_history (saga_id, at, entry)
+            SELECT u.saga_id, to_timestamp(u.at::float8 / 1000), u.entry
+            FROM unnest($9::text[], $10::int8[], $11::text[]) WITH ORDINALITY AS u(saga_id, at, entry, n)
+            ORDER BY u.n
+        )
         INSERT INTO saga_outbox (saga_id, lane, topic, message_key, headers, payload)
         SELECT u.saga_id, u.lane, u.topic, CASE WHEN u.has_key THEN u.message_key END, u.headers::json, u.payload
-        FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])
+        FROM unnest($12::text[], $13::int8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bool[])
             WITH ORDINALITY AS u(saga_id, lane, topic, message_key, headers, payload, has_key, n)
         ORDER BY u.n
         """
     typealias Row = ()
 
-    var columns: OutboxColumns
+    var updates: SagaColumns
+    var historySagas: [String]
+    var historyTimes: [Int64]
+    var historyEntries: [String]
+    var outbox: OutboxColumns
 
     func makeBindings() -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 7)
-        bindings.append(columns.sagas)
-        bindings.append(columns.lanes)
-        bindings.append(columns.topics)
-        bindings.append(columns.keys)
-        bindings.append(columns.headers)
-        bindings.append(columns.payloads)
-        bindings.append(columns.hasKeys)
+        var bindings = PostgresBindings(capacity: 18)
+        bindings.append(updates.ids)
+        bindings.append(updates.statuses)
+        bindings.append(updates.states)
+        bindings.append(updates.priorities)
+        bindings.append(updates.waitingFor)
+        bindings.append(updates.waitingDetails)
+        bindings.append(updates.waitUntil)
+        bindings.append(updates.updated)
+        bindings.append(historySagas)
+        bindings.append(historyTimes)
+        bindings.append(historyEntries)
+        bindings.append(outbox.sagas)
+        bindings.append(outbox.lanes)
+        bindings.append(outbox.topics)
+        bindings.append(outbox.keys)
+        bindings.append(outbox.headers)
+        bindings.append(outbox.payloads)
+        bindings.append(outbox.hasKeys)
         return bindings
     }
 

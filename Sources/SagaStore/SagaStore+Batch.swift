@@ -286,12 +286,11 @@ extension SagaStore {
                         waiting_detail, wait_until, created, updated, has_start_key)
                 """, logger: logger)
         }
-        if !updates.ids.isEmpty {
-            _ = try await connection.execute(UpdateSagasStatement(columns: updates), logger: logger)
-        }
-        if !historySagas.isEmpty {
+        if !updates.ids.isEmpty || !historySagas.isEmpty || !outbox.sagas.isEmpty {
             _ = try await connection.execute(
-                InsertHistoryStatement(sagas: historySagas, times: historyTimes, entries: historyEntries),
+                WriteBatchStatement(
+                    updates: updates, historySagas: historySagas, historyTimes: historyTimes,
+                    historyEntries: historyEntries, outbox: outbox),
                 logger: logger)
         }
         if !timerSagas.isEmpty {
@@ -307,9 +306,6 @@ extension SagaStore {
                     \(timerRows.due)::int8[]) AS u(saga_id, timer_id, kind, due)
                 ON CONFLICT (saga_id, timer_id) DO UPDATE SET kind = excluded.kind, due_at = excluded.due_at
                 """, logger: logger)
-        }
-        if !outbox.sagas.isEmpty {
-            _ = try await connection.execute(InsertOutboxStatement(columns: outbox), logger: logger)
         }
         if !writes.pendSignals.isEmpty {
             var tenants: [String] = []

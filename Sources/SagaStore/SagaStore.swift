@@ -280,8 +280,7 @@ public final class SagaStore: Sendable {
 
     /// The SQL of the statements prepared once per connection (see `PreparedStatements.swift`).
     package static let preparedSQL: Set<String> = [
-        InsertInboxStatement.sql, LockSagasStatement.sql, LockSagasSkippingStatement.sql, UpdateSagasStatement.sql,
-        InsertHistoryStatement.sql, InsertOutboxStatement.sql,
+        InsertInboxStatement.sql, LockSagasStatement.sql, LockSagasSkippingStatement.sql, WriteBatchStatement.sql,
     ]
 
     /// Whether a connection whose transaction failed with an error of `query` is closed after the

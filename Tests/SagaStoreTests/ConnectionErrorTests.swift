@@ -38,7 +38,7 @@ struct ConnectionErrorTests {
 
     @Test("after the rollback, a connection goes when a prepared statement failed other than on its data")
     func closedAfterRollback() {
-        #expect(SagaStore.preparedSQL.count == 6)
+        #expect(SagaStore.preparedSQL.count == 4)
         let prepared = SagaStore.preparedSQL.first { $0.hasPrefix("INSERT INTO saga_inbox") } ?? ""
         #expect(SagaStore.closesAfterRollback(code: .server, sqlState: "42P01", query: prepared))
         // A cancel, a lock or statement timeout, a deadlock while waiting for a table's lock, an
