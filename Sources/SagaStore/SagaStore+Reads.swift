@@ -160,12 +160,18 @@ extension SagaStore {
         }
     }
 
-    /// Deletes published outbox rows.
-    public func deleteOutbox(ids: [Int64]) async throws {
-        guard !ids.isEmpty else { return }
+    /// Deletes published outbox rows (those ``outbox(lanes:limit:)`` returned).
+    public func deleteOutbox(_ rows: [OutboxRow]) async throws {
+        guard !rows.isEmpty else { return }
         let logger = self.logger
+        let lanes = rows.map { Int64($0.lane) }
+        let ids = rows.map(\.id)
         try await connection { connection in
-            try await connection.query("DELETE FROM saga_outbox WHERE id = ANY(\(ids)::int8[])", logger: logger)
+            try await connection.query(
+                """
+                DELETE FROM saga_outbox WHERE (lane, id) IN (
+                    SELECT * FROM unnest(\(lanes)::int8[], \(ids)::int8[]))
+                """, logger: logger)
         }
     }
 

@@ -27,6 +27,15 @@ struct SagaStoreTests {
             for table in ["sagas", "saga_history", "saga_outbox", "saga_inbox", "saga_timers", "saga_pending_signals"] {
                 #expect(try await database.count("SELECT count(*)::int8 FROM \(table)") == 0)
             }
+            // Each transition's outbox row maintains one B-tree, its inbox row one B-tree and a BRIN.
+            #expect(
+                try await database.count("SELECT count(*)::int8 FROM pg_indexes WHERE tablename = 'saga_outbox'") == 1)
+            #expect(
+                try await database.count(
+                    """
+                    SELECT count(*)::int8 FROM pg_indexes
+                    WHERE tablename = 'saga_inbox' AND indexdef NOT LIKE '%USING brin%'
+                    """) == 1)
         }
     }
 
@@ -519,7 +528,7 @@ struct SagaStoreTests {
                 }
                 #expect(rows.map(\.id) == rows.map(\.id).sorted())
                 #expect(rows.first { $0.message.headers["n"] == "7" } != nil)
-                try await store.deleteOutbox(ids: rows.prefix(100).map(\.id))
+                try await store.deleteOutbox(Array(rows.prefix(100)))
                 #expect(
                     try await store.outbox(lanes: Array(0..<16), limit: 1_000).map(\.id)
                         == rows.dropFirst(100).map(\.id))
