@@ -276,6 +276,15 @@ public final class KafkaConsumer: Sendable {
     /// The messages, in order per partition. Ends when the consumer is closed.
     public var messages: KafkaMessageSequence { KafkaMessageSequence(consumer: self) }
 
+    /// The messages in batches: each batch holds what is there when it is asked for, up to
+    /// `maximumCount` messages (never an empty batch), in order per partition. A batch costs one
+    /// lock and one suspension point instead of one per message, and suits a reader that
+    /// processes messages in batches anyway (one database transaction per batch). Ends when the
+    /// consumer is closed. Iterate either this or ``messages``, from one task.
+    public func batches(maximumCount: Int = 512) -> KafkaMessageBatchSequence {
+        KafkaMessageBatchSequence(consumer: self, maximumCount: max(1, maximumCount))
+    }
+
     /// The partitions this member owns now.
     public var assignment: Set<KafkaTopicPartition> { core.state.withLock { Set($0.assignment.keys) } }
 
@@ -458,6 +467,35 @@ public final class KafkaConsumer: Sendable {
             core.handle.logger.warning("consumer fetch error", metadata: ["error.type": "\(KafkaError(error).name)"])
         }
         return next
+    }
+
+    /// Runs on the reader's task: up to `limit` messages that are there now, without waiting; an
+    /// empty batch when there are none yet, `nil` when the consumer ended. One lock for the batch.
+    @usableFromInline
+    func nextBatch(limit: Int) -> [KafkaMessage]? {
+        let core = self.core
+        let (batch, errors) = core.state.withLock { state -> ([KafkaMessage]?, [rd_kafka_resp_err_t]) in
+            var batch: [KafkaMessage] = []
+            batch.reserveCapacity(min(limit, core.batchLimit))
+            var ended = false
+            taking: while batch.count < limit {
+                switch state.next(core: core) {
+                case .message(let message): batch.append(message)
+                case .none: break taking
+                case .ended:
+                    ended = true
+                    break taking
+                }
+            }
+            let result = ended && batch.isEmpty ? nil : batch
+            guard !state.fetchErrors.isEmpty else { return (result, []) }
+            defer { state.fetchErrors.removeAll() }
+            return (result, state.fetchErrors)
+        }
+        for error in errors {
+            core.handle.logger.warning("consumer fetch error", metadata: ["error.type": "\(KafkaError(error).name)"])
+        }
+        return batch
     }
 
     /// Runs on the reader's task when librdkafka held nothing: waits until the event thread has
@@ -731,5 +769,37 @@ public struct KafkaMessageSequence: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(consumer: consumer)
+    }
+}
+
+/// The messages of a ``KafkaConsumer`` in batches, as an `AsyncSequence` (see
+/// ``KafkaConsumer/batches(maximumCount:)``). Iterate it from one task.
+public struct KafkaMessageBatchSequence: AsyncSequence, Sendable {
+    public typealias Element = [KafkaMessage]
+    let consumer: KafkaConsumer
+    let maximumCount: Int
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        @usableFromInline let consumer: KafkaConsumer
+        @usableFromInline let maximumCount: Int
+
+        @inlinable
+        public mutating func next() async -> [KafkaMessage]? {
+            await next(isolation: #isolation)
+        }
+
+        @inlinable
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> [KafkaMessage]? {
+            while true {
+                guard let batch = consumer.nextBatch(limit: maximumCount) else { return nil }
+                if !batch.isEmpty { return batch }
+                if Task.isCancelled { return nil }
+                await consumer.waitForMessages()
+            }
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(consumer: consumer, maximumCount: maximumCount)
     }
 }

@@ -262,6 +262,43 @@ struct KafkaIntegrationTests {
         await producer.close()
     }
 
+    @Test("batches hold what is there, up to their limit, never empty; in order per partition; end on close")
+    func batches() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 4)
+        let producer = try broker.producer()
+        let count = 600
+        _ = try await sendNumbered(count, to: topic, with: producer)
+        let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group"))
+        try consumer.subscribe(to: [topic])
+        let read = Atomic(0)
+        let reader = Task {
+            var batches: [[KafkaMessage]] = []
+            for await batch in consumer.batches(maximumCount: 64) {
+                batches.append(batch)
+                read.add(batch.count, ordering: .relaxed)
+            }
+            return batches
+        }
+        try await eventually("every message to be read", timeout: .seconds(60)) {
+            read.load(ordering: .relaxed) >= count
+        }
+        try await eventually("the reader to wait for more") { consumer.readerIsWaiting }
+        await consumer.close()
+        let batches = try await withDeadline(.seconds(30), "the batch sequence to end") { await reader.value }
+        let messages = batches.flatMap { $0 }
+        #expect(batches.allSatisfy { !$0.isEmpty && $0.count <= 64 })
+        #expect(batches.count >= count / 64)
+        #expect(messages.count == count)
+        #expect(Set(messages.map { $0.stringValue ?? "" }).count == count)
+        #expect(messages.allSatisfy { $0.header("ce_type") == "test.numbered" })
+        for partition in Set(messages.map(\.partition)) {
+            let offsets = messages.filter { $0.partition == partition }.map(\.offset)
+            #expect(offsets == offsets.sorted() && Set(offsets).count == offsets.count, "partition \(partition)")
+        }
+        await producer.close()
+    }
+
     @Test("a consumer with a small buffer never holds more than it, and still reads everything")
     func backPressure() async throws {
         let broker = try TestBroker()

@@ -15,7 +15,8 @@ import Logging
 // in flight as the producer's queue holds (100,000), as for the C reference, which keeps its queue
 // full. One warm-up message goes first (librdkafka learns a new topic's metadata on a 1 s timer,
 // which would otherwise dominate). Consumer: a group member reading until COUNT messages arrived
-// (manual commits, none made).
+// (manual commits, none made), in batches of up to 512 (CONSUME_BATCH; 1 reads one message at a
+// time).
 
 let arguments = CommandLine.arguments
 guard arguments.count == 6, let count = Int(arguments[4]) else {
@@ -39,17 +40,28 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 /// Reads `count` messages and returns the seconds from the first to the last. Off the main actor,
-/// as a service's reader task is.
+/// as a service's reader task is. In batches (`consumer.batches()`, as the engine reads), or one
+/// message at a time (`consumer.messages`) with CONSUME_BATCH=1.
 nonisolated func readAll(_ count: Int, from consumer: KafkaConsumer) async -> Double {
     let clock = ContinuousClock()
     var start: ContinuousClock.Instant?
     var received = 0
     var bytes = 0
-    for await message in consumer.messages {
-        if start == nil { start = clock.now }
-        received += 1
-        bytes += message.value?.count ?? 0
-        if received == count { break }
+    let batchSize = ProcessInfo.processInfo.environment["CONSUME_BATCH"].flatMap(Int.init) ?? 512
+    if batchSize > 1 {
+        for await batch in consumer.batches(maximumCount: batchSize) {
+            if start == nil { start = clock.now }
+            for message in batch { bytes += message.value?.count ?? 0 }
+            received += batch.count
+            if received >= count { break }
+        }
+    } else {
+        for await message in consumer.messages {
+            if start == nil { start = clock.now }
+            received += 1
+            bytes += message.value?.count ?? 0
+            if received == count { break }
+        }
     }
     return seconds(clock.now - (start ?? clock.now))
 }
