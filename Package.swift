@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "SagaCore", targets: ["SagaCore"]),
         .library(name: "SagaDefinitions", targets: ["SagaDefinitions"]),
+        .library(name: "SagaProtocol", targets: ["SagaProtocol"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "SagaStore", targets: ["SagaStore"]),
         .executable(name: "kafka-mock-broker", targets: ["kafka-mock-broker"]),
@@ -36,6 +37,9 @@ let package = Package(
             name: "SagaDefinitions",
             dependencies: ["SagaCore", .product(name: "Yams", package: "Yams")]
         ),
+        // The wire protocol: every message as a versioned JSON document in a CloudEvents 1.0
+        // envelope; decoding errors name the field. protocols/ documents it.
+        .target(name: "SagaProtocol", dependencies: ["SagaCore"]),
         // librdkafka, the C Kafka client (Debian's librdkafka-dev), with its mock cluster.
         .systemLibrary(
             name: "CRdKafka",
@@ -81,6 +85,10 @@ let package = Package(
         .testTarget(
             name: "SagaCoreTests",
             dependencies: ["SagaCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "SagaProtocolTests",
+            dependencies: ["SagaProtocol", "SagaCore"]
         ),
         .testTarget(
             name: "SagaDefinitionsTests",

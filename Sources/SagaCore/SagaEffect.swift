@@ -61,6 +61,24 @@ public struct StepCommand: Sendable, Hashable, Codable {
     /// What the command carries.
     public var content: Content
 
+    public init(
+        sagaID: String, definitionName: String, step: String, action: StepAction, participant: String,
+        commandType: String, generation: Int, actionGeneration: Int, attempt: Int, deadline: SagaTimestamp,
+        content: Content
+    ) {
+        self.sagaID = sagaID
+        self.definitionName = definitionName
+        self.step = step
+        self.action = action
+        self.participant = participant
+        self.commandType = commandType
+        self.generation = generation
+        self.actionGeneration = actionGeneration
+        self.attempt = attempt
+        self.deadline = deadline
+        self.content = content
+    }
+
     /// Stable across retries of this action: participants deduplicate by it.
     public var idempotencyKey: String {
         IdempotencyKey.make(sagaID: sagaID, step: step, action: action, generation: generation)
@@ -104,6 +122,14 @@ public struct SignalOutcome: Sendable, Hashable, Codable {
     public var step: String?
     /// Why, for `rejected` and `expired`.
     public var reason: String?
+
+    public init(signalID: String, name: String, kind: Kind, step: String? = nil, reason: String? = nil) {
+        self.signalID = signalID
+        self.name = name
+        self.kind = kind
+        self.step = step
+        self.reason = reason
+    }
 }
 
 /// A lifecycle event, published for listeners and kept as the saga's timeline.

@@ -51,7 +51,8 @@ public struct CloudEventAttributes: Sendable, Hashable {
         }
         let version = try required("ce_specversion")
         guard version == Self.specVersion else {
-            throw WireError(type: type, field: "header ce_specversion", reason: "expected 1.0, found \(version.prefix(20))")
+            throw WireError(
+                type: type, field: "header ce_specversion", reason: "expected 1.0, found \(version.prefix(20))")
         }
         id = try required("ce_id")
         self.type = try required("ce_type")

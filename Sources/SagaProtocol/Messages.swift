@@ -126,7 +126,8 @@ public struct SignalRequest: SagaMessageBody {
             }
             target = .start(tenant: try reader.optionalString("tenant") ?? "", sagaType: sagaType, idempotencyKey: key)
         } else {
-            throw WireError(field: "sagaId", reason: "missing: name the saga by sagaId, or by sagaType and idempotencyKey")
+            throw WireError(
+                field: "sagaId", reason: "missing: name the saga by sagaId, or by sagaType and idempotencyKey")
         }
         signalID = try reader.text("signalId")
         name = try reader.text("name")
