@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "SagaProtocol", targets: ["SagaProtocol"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "SagaStore", targets: ["SagaStore"]),
+        .library(name: "SagaEngine", targets: ["SagaEngine"]),
         .executable(name: "kafka-mock-broker", targets: ["kafka-mock-broker"]),
     ],
     dependencies: [
@@ -68,8 +69,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // What the integration tests share: deadlines on their waits.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // The orchestrator's services: the inbound processor, the outbox relay and the timer
+        // service, every state change through one path (the store's batch and the state machine).
+        .target(
+            name: "SagaEngine",
+            dependencies: [
+                "SagaCore", "SagaProtocol", "SagaStore", "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // What the integration tests share: deadlines on their waits, a database of their own.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "SagaStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "SagaStoreTests",
             dependencies: [
@@ -85,6 +103,13 @@ let package = Package(
         .testTarget(
             name: "SagaCoreTests",
             dependencies: ["SagaCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "SagaEngineTests",
+            dependencies: [
+                "SagaEngine", "SagaStore", "SagaProtocol", "SagaCore", "SagaDefinitions", "Kafka", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "SagaProtocolTests",

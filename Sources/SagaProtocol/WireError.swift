@@ -19,7 +19,7 @@ public struct WireError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var text = type.map { "\($0): " } ?? ""
-        if let field { text += "field \(field): " }
+        if let field { text += field.hasPrefix("header ") ? "\(field): " : "field \(field): " }
         return text + reason
     }
 

@@ -132,31 +132,92 @@ extension SagaStore {
     // MARK: outbox
 
     /// Up to `limit` outbox rows of `lanes`, in the order they were written (per saga, the order
-    /// of its transitions). A relay reads a lane only while it holds the lane (see the engine), and
-    /// deletes the rows once the broker acknowledged them.
+    /// of its transitions). The engine's relay reads through ``relayOutbox(lanes:limit:publish:)``,
+    /// which holds the lanes while it publishes; this is for inspection and tests.
     public func outbox(lanes: [Int], limit: Int) async throws -> [OutboxRow] {
-        let logger = self.logger
+        try await connection { connection in try await self.readOutbox(lanes: lanes, limit: limit, connection) }
+    }
+
+    func readOutbox(lanes: [Int], limit: Int, _ connection: PostgresConnection) async throws -> [OutboxRow] {
         let decodeHeaders = { (text: String) throws(SagaStoreError) -> [String: String] in
             guard case .object(let members) = try self.json(from: text, what: "outbox headers") else { return [:] }
             return members.compactMapValues(\.stringValue)
         }
-        return try await connection { connection in
+        let rows = try await connection.query(
+            """
+            SELECT id, saga_id, lane, topic, message_key, headers::text, payload,
+                (extract(epoch FROM created_at) * 1000)::int8
+            FROM saga_outbox WHERE lane = ANY(\(lanes)::int8[]) ORDER BY id LIMIT \(max(1, limit))
+            """, logger: logger)
+        var result: [OutboxRow] = []
+        for try await row in rows.decode((Int64, String, Int, String, String?, String, String, Int64).self) {
+            result.append(
+                OutboxRow(
+                    id: row.0, sagaID: row.1, lane: row.2,
+                    message: OutboxMessage(topic: row.3, key: row.4, headers: try decodeHeaders(row.5), payload: row.6),
+                    createdAt: Date(timeIntervalSince1970: Double(row.7) / 1000)))
+        }
+        return result
+    }
+
+    /// One round of an outbox relay, in one transaction: takes those of `lanes` that no other relay
+    /// holds (transaction-level advisory locks: one relay at a time per lane, so a saga's rows go
+    /// out in order even with many instances), reads up to `limit` of their rows in order, calls
+    /// `publish` with them, deletes the rows it returns (those the broker acknowledged), and
+    /// commits, which lets the lanes go. Returns how many rows were read and how many deleted.
+    ///
+    /// `publish` runs while the transaction is open: it should only hand the rows to the broker and
+    /// wait for the acknowledgements.
+    public func relayOutbox(
+        lanes: [Int], limit: Int, publish: ([OutboxRow]) async throws -> [OutboxRow]
+    ) async throws -> (read: Int, published: Int) {
+        let logger = self.logger
+        return try await transaction { connection in
+            let lanes64 = lanes.map(Int64.init)
+            var held: [Int] = []
             let rows = try await connection.query(
                 """
-                SELECT id, saga_id, lane, topic, message_key, headers::text, payload,
-                    (extract(epoch FROM created_at) * 1000)::int8
-                FROM saga_outbox WHERE lane = ANY(\(lanes)::int8[]) ORDER BY id LIMIT \(max(1, limit))
+                SELECT lane FROM unnest(\(lanes64)::int8[]) AS lane
+                WHERE pg_try_advisory_xact_lock(\(Self.outboxLaneLockClass)::int4, lane::int4)
                 """, logger: logger)
-            var result: [OutboxRow] = []
-            for try await row in rows.decode((Int64, String, Int, String, String?, String, String, Int64).self) {
-                result.append(
-                    OutboxRow(
-                        id: row.0, sagaID: row.1, lane: row.2,
-                        message: OutboxMessage(
-                            topic: row.3, key: row.4, headers: try decodeHeaders(row.5), payload: row.6),
-                        createdAt: Date(timeIntervalSince1970: Double(row.7) / 1000)))
+            for try await lane in rows.decode(Int64.self) { held.append(Int(lane)) }
+            guard !held.isEmpty else { return (0, 0) }
+            let read = try await self.readOutbox(lanes: held, limit: limit, connection)
+            guard !read.isEmpty else { return (0, 0) }
+            let published = try await publish(read)
+            if !published.isEmpty {
+                let publishedLanes = published.map { Int64($0.lane) }
+                let ids = published.map(\.id)
+                try await connection.query(
+                    """
+                    DELETE FROM saga_outbox WHERE (lane, id) IN (
+                        SELECT * FROM unnest(\(publishedLanes)::int8[], \(ids)::int8[]))
+                    """, logger: logger)
             }
-            return result
+            return (read.count, published.count)
+        }
+    }
+
+    /// The first key of the advisory locks on outbox lanes (the second is the lane).
+    static let outboxLaneLockClass: Int32 = 0x5A_0B
+
+    /// Listens for the notification that outbox rows were written (`LISTEN saga_outbox`, on a
+    /// connection of its own) and calls `onNotification` for each, and once when listening
+    /// starts, so rows written before are not missed. Returns when the task is cancelled; throws
+    /// when the connection fails (listen again after a pause; the relay polls meanwhile).
+    public func listenForOutbox(_ onNotification: @escaping @Sendable () -> Void) async throws {
+        do {
+            try await client.withConnection { connection in
+                try await connection.listen(on: OutboxNotifier.channel) { notifications in
+                    onNotification()
+                    for try await _ in notifications { onNotification() }
+                }
+            }
+        } catch is CancellationError {
+            return
+        } catch {
+            if Task.isCancelled { return }
+            throw SagaStoreError.wrapping(error)
         }
     }
 
