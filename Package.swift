@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "SagaStore", targets: ["SagaStore"]),
         .library(name: "SagaEngine", targets: ["SagaEngine"]),
         .executable(name: "kafka-mock-broker", targets: ["kafka-mock-broker"]),
+        .executable(name: "sagad", targets: ["sagad"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -28,6 +29,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(
+            url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
+            traits: [.defaults, "CommandLineArguments", "YAML"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // The pure core: definitions, the saga state machine, retry policies, durations, JSON values.
@@ -76,6 +85,22 @@ let package = Package(
             dependencies: [
                 "SagaCore", "SagaProtocol", "SagaStore", "Kafka",
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The orchestrator service: configuration, definitions, the engine, metrics and health
+        // endpoints, graceful shutdown.
+        .executableTarget(
+            name: "sagad",
+            dependencies: [
+                "SagaCore", "SagaProtocol", "SagaStore", "SagaEngine", "SagaDefinitions", "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         // What the integration tests share: deadlines on their waits, a database of their own.

@@ -40,8 +40,12 @@ public struct BatchPlan: Sendable {
     public var notes: [PlanNote] = []
     /// Sagas started, by saga type.
     public var started: [String: Int] = [:]
-    /// Sagas that reached a final status in this batch, by status.
-    public var finished: [SagaStatus: Int] = [:]
+    /// Sagas that reached a final status (or `failed`) in this batch: type, status, and how long
+    /// the saga ran in milliseconds.
+    public var finished: [(sagaType: String, status: SagaStatus, milliseconds: Int64)] = []
+    /// Steps whose action completed in this batch: type, step, and how long the step took from its
+    /// first attempt in milliseconds.
+    public var stepsCompleted: [(sagaType: String, step: String, milliseconds: Int64)] = []
 }
 
 /// The engine's pure core: turns a batch of inputs, and the sagas they concern (locked by the
@@ -211,7 +215,12 @@ public struct BatchPlanner {
             records[id] = record
             if changedSet.insert(id).inserted { changed.append(id) }
             if !wasFinished && record.instance.status.isFinished {
-                plan.finished[record.instance.status, default: 0] += 1
+                let saga = record.instance
+                plan.finished.append(
+                    (
+                        saga.definitionName, saga.status,
+                        saga.updatedAt.millisecondsSinceEpoch - saga.createdAt.millisecondsSinceEpoch
+                    ))
             }
             recordEffects(effects, of: record)
         }
@@ -233,6 +242,15 @@ public struct BatchPlanner {
                     // The store keeps the timer rows equal to the state's timers.
                     break
                 case .publish(let lifecycle):
+                    if lifecycle.kind == .stepCompleted, let name = lifecycle.step,
+                        let step = instance.step(name), let started = step.startedAt
+                    {
+                        plan.stepsCompleted.append(
+                            (
+                                instance.definitionName, name,
+                                (step.finishedAt ?? now).millisecondsSinceEpoch - started.millisecondsSinceEpoch
+                            ))
+                    }
                     let event = SagaEventMessage(
                         lifecycle, sagaID: id, sagaType: instance.definitionName, status: instance.status,
                         idempotencyKey: record.startKey)

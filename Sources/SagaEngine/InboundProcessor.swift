@@ -129,7 +129,8 @@ public struct InboundProcessor: Sendable {
                 if let plan = box.plan {
                     report.notes += plan.notes
                     report.started.merge(plan.started, uniquingKeysWith: +)
-                    report.finished.merge(plan.finished, uniquingKeysWith: +)
+                    report.finished += plan.finished
+                    report.stepsCompleted += plan.stepsCompleted
                     for note in plan.notes { logger.notice("\(note.kind.rawValue)", metadata: ["detail": "\(note)"]) }
                 }
                 return
@@ -219,7 +220,8 @@ public struct InboundBatchReport: Sendable {
     public var outboxRows = 0
     public var notes: [PlanNote] = []
     public var started: [String: Int] = [:]
-    public var finished: [SagaStatus: Int] = [:]
+    public var finished: [(sagaType: String, status: SagaStatus, milliseconds: Int64)] = []
+    public var stepsCompleted: [(sagaType: String, step: String, milliseconds: Int64)] = []
 }
 
 extension SagaTimestamp {

@@ -251,6 +251,45 @@ extension SagaStore {
         }
     }
 
+    /// How late the most overdue timer is, in milliseconds (0 when none is due): a timer service
+    /// that keeps up holds this near its poll interval.
+    public func oldestDueTimerLag(now: SagaTimestamp) async throws -> Int64 {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT coalesce(\(now.milliseconds)::int8 - (extract(epoch FROM min(due_at)) * 1000)::int8, 0)
+                FROM saga_timers WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000)
+                """, logger: logger)
+            for try await lag in rows.decode(Int64.self) { return max(0, lag) }
+            return 0
+        }
+    }
+
+    /// How many sagas are stuck: not finished, and with no timer set. Every saga that is not
+    /// finished waits for something that will come — a reply (under an attempt timeout), a timer, a
+    /// signal (under its timeout) — and each of those sets a timer; a saga without one waits for
+    /// nothing. `failed` sagas wait for an operator and are not counted here.
+    public func stuckSagaCount() async throws -> Int {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT count(*)::int8 FROM sagas s
+                WHERE s.status IN ('running', 'waiting', 'sleeping', 'compensating')
+                    AND NOT EXISTS (SELECT 1 FROM saga_timers t WHERE t.saga_id = s.id)
+                """, logger: logger)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+
+    /// Whether the database answers: one round trip.
+    public func ping() async throws {
+        let logger = self.logger
+        try await connection { connection in _ = try await connection.query("SELECT 1", logger: logger) }
+    }
+
     // MARK: housekeeping
 
     /// Deletes inbox entries received before `cutoff`, at most `limit`; returns how many. A message
