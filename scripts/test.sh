@@ -7,7 +7,8 @@
 #      temporary data directory by deploy/local/postgres.sh; each store test makes a database);
 #   2. the Kafka tests again against Tansu, an independent Kafka-compatible broker, with a current
 #      librdkafka (both from PyPI wheels; see deploy/local/tansu.sh);
-#   3. the definition schema against the examples, and a build of the benchmarks.
+#   3. the definition schema against the examples, the protocol's schemas against its examples,
+#      and a build of the benchmarks.
 #
 # Run from anywhere: ./scripts/test.sh
 #   SKIP_BENCHMARK_BUILD=1  skip building the benchmarks
@@ -88,6 +89,9 @@ fi
 
 log "Definition schema against the examples"
 python3 scripts/check-schema.py
+
+log "Protocol: message schemas, examples and the AsyncAPI document"
+python3 scripts/check-protocol.py
 
 if [ "${SKIP_BENCHMARK_BUILD:-0}" != 1 ]; then
     log "Benchmarks build"

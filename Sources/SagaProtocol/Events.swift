@@ -14,6 +14,8 @@ public struct SagaEventMessage: SagaMessageBody {
 
     /// The saga; `nil` for a signal outcome when no saga was found.
     public var sagaID: String?
+    /// The saga's type; empty (and left out of the document) when the event answers a request
+    /// for a saga that does not exist.
     public var sagaType: String
     /// What happened, one of ``eventNames``.
     public var event: String
@@ -69,7 +71,7 @@ public struct SagaEventMessage: SagaMessageBody {
     public init(json: JSONValue) throws(WireError) {
         let reader = try FieldReader(json)
         sagaID = try reader.optionalText("sagaId")
-        sagaType = try reader.text("sagaType")
+        sagaType = try reader.optionalString("sagaType") ?? ""
         event = try reader.text("event")
         guard Self.eventNames.contains(event) else {
             throw WireError(field: "event", reason: "unknown event \"\(event.prefix(40))\"")
@@ -93,7 +95,7 @@ public struct SagaEventMessage: SagaMessageBody {
     public var json: JSONValue {
         var object = ObjectBuilder(capacity: 12)
         object["sagaId"] = sagaID
-        object["sagaType"] = sagaType
+        object["sagaType"] = sagaType.isEmpty ? nil : sagaType
         object["event"] = event
         object["status"] = status?.rawValue
         object["step"] = step
