@@ -20,8 +20,12 @@ let package = Package(
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "SagaStore", targets: ["SagaStore"]),
         .library(name: "SagaEngine", targets: ["SagaEngine"]),
+        .library(name: "SagaParticipant", targets: ["SagaParticipant"]),
         .executable(name: "kafka-mock-broker", targets: ["kafka-mock-broker"]),
         .executable(name: "sagad", targets: ["sagad"]),
+        .executable(name: "inventory-participant", targets: ["inventory-participant"]),
+        .executable(name: "payments-participant", targets: ["payments-participant"]),
+        .executable(name: "shipping-participant", targets: ["shipping-participant"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -87,6 +91,52 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // An SDK for Swift participant services: commands in, the participant contract kept with
+        // a table of replies in the participant's own PostgreSQL, replies out.
+        .target(
+            name: "SagaParticipant",
+            dependencies: [
+                "SagaCore", "SagaProtocol", "Kafka",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The example participants of the order-fulfillment saga (the demo and the end-to-end
+        // tests run them), on the SagaParticipant SDK.
+        .target(
+            name: "ExampleParticipants",
+            dependencies: [
+                "SagaCore", "SagaProtocol", "SagaParticipant", "SagaStore", "Kafka",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "examples/participants/Shared"
+        ),
+        .executableTarget(
+            name: "inventory-participant",
+            dependencies: [
+                "ExampleParticipants", "SagaCore", "SagaParticipant", "SagaProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "examples/participants/inventory"
+        ),
+        .executableTarget(
+            name: "payments-participant",
+            dependencies: [
+                "ExampleParticipants", "SagaCore", "SagaParticipant", "SagaProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "examples/participants/payments"
+        ),
+        .executableTarget(
+            name: "shipping-participant",
+            dependencies: [
+                "ExampleParticipants", "SagaCore", "SagaParticipant", "SagaProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "examples/participants/shipping"
+        ),
         // The orchestrator service: configuration, definitions, the engine, metrics and health
         // endpoints, graceful shutdown.
         .executableTarget(
@@ -133,6 +183,13 @@ let package = Package(
             name: "SagaEngineTests",
             dependencies: [
                 "SagaEngine", "SagaStore", "SagaProtocol", "SagaCore", "SagaDefinitions", "Kafka", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "SagaCore", "SagaProtocol", "SagaStore", "Kafka", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

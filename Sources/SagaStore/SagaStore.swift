@@ -82,7 +82,9 @@ public struct SagaStoreConfiguration: Sendable {
             password: components.password?.removingPercentEncoding, database: database, tlsMode: mode)
     }
 
-    var clientConfiguration: PostgresClient.Configuration {
+    /// The postgres-nio client configuration this describes, for components that keep a
+    /// `PostgresClient` of their own (a participant's deduplication table, for example).
+    public var clientConfiguration: PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch tlsMode {
         case .disable:

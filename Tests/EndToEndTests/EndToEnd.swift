@@ -1,0 +1,291 @@
+import Foundation
+import Kafka
+import Logging
+import SagaCore
+import SagaProtocol
+import SagaStore
+import Synchronization
+import TestSupport
+import Testing
+
+/// sagad and the example participants as processes, against the PostgreSQL the test command
+/// started (a database per test) and librdkafka's mock cluster in the `kafka-mock-broker`
+/// process; the test drives everything over Kafka and reads the events topic.
+final class EndToEnd: Sendable {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// Where the executables are: `SAGA_BIN_PATH`, or the package's debug build.
+    static let binaries = URL(
+        fileURLWithPath: ProcessInfo.processInfo.environment["SAGA_BIN_PATH"]
+            ?? root.appendingPathComponent(".build/debug").path)
+    static let logger: Logger = {
+        var logger = Logger(label: "end-to-end")
+        logger.logLevel = ProcessInfo.processInfo.environment["E2E_TEST_LOG"] != nil ? .debug : .error
+        return logger
+    }()
+    static let topics = SagaTopics()
+
+    let directory: URL
+    let bootstrap: String
+    let databaseURL: String
+    let database: TestDatabase
+    let producer: KafkaProducer
+    let processes = Mutex<[String: Process]>([:])
+    let events = Mutex<[SagaEventMessage]>([])
+    let deadLetters = Mutex<[DeadLetterRecord]>([])
+
+    private init(directory: URL, bootstrap: String, database: TestDatabase, producer: KafkaProducer) {
+        self.directory = directory
+        self.bootstrap = bootstrap
+        self.database = database
+        self.producer = producer
+        let configuration = database.configuration
+        let password = (configuration.password ?? "").addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        databaseURL =
+            "postgres://\(configuration.username):\(password)@\(configuration.host):\(configuration.port)/"
+            + "\(configuration.database)?sslmode=disable"
+    }
+
+    /// Runs `body` with a broker, a database, the definitions of `definitions` (YAML text by file
+    /// name) and a reader of the events and dead-letter topics; stops every process afterwards.
+    static func with(definitions: [String: String], _ body: (EndToEnd) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent("definitions"), withIntermediateDirectories: true)
+        for (name, text) in definitions {
+            try text.write(
+                to: directory.appendingPathComponent("definitions/\(name)"), atomically: true, encoding: .utf8)
+        }
+        try await TestDatabase.with { database in
+            let broker = try launch(
+                "kafka-mock-broker",
+                arguments: ["--brokers", "1", "--bootstrap-file", directory.appendingPathComponent("bootstrap").path]
+                    + (topics.inbound + [topics.events, topics.deadLetter]).flatMap { ["--topic", "\($0):4"] }
+                    + ["inventory", "payments", "shipping"].flatMap { ["--topic", "\(topics.commands(for: $0)):2"] },
+                environment: [:], log: directory.appendingPathComponent("broker.log"))
+            defer { stop(broker) }
+            let bootstrap = try await withDeadline(.seconds(30), "the broker's bootstrap file") {
+                while true {
+                    if let text = try? String(
+                        contentsOf: directory.appendingPathComponent("bootstrap"), encoding: .utf8),
+                        !text.isEmpty
+                    {
+                        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            let producer = try KafkaProducer(
+                configuration: KafkaProducerConfiguration(bootstrapServers: [bootstrap]), logger: logger)
+            let environment = EndToEnd(
+                directory: directory, bootstrap: bootstrap, database: database, producer: producer)
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await environment.read(topics.events, SagaEventMessage.self) { events in
+                            environment.events.withLock { $0.append(contentsOf: events) }
+                        }
+                    }
+                    group.addTask {
+                        try await environment.read(topics.deadLetter, DeadLetterRecord.self) { records in
+                            environment.deadLetters.withLock { $0.append(contentsOf: records) }
+                        }
+                    }
+                    defer { group.cancelAll() }
+                    try await body(environment)
+                }
+            } catch {
+                environment.printLogs()
+                environment.stopAll()
+                await producer.close()
+                throw error
+            }
+            environment.stopAll()
+            await producer.close()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    // MARK: processes
+
+    static func launch(_ executable: String, arguments: [String] = [], environment: [String: String], log: URL)
+        throws -> Process
+    {
+        let process = Process()
+        process.executableURL = binaries.appendingPathComponent(executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        if !FileManager.default.fileExists(atPath: log.path) {
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s.
+    static func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// The environment every process of the saga's world gets.
+    var commonEnvironment: [String: String] {
+        ["KAFKA_BOOTSTRAP_SERVERS": bootstrap, "POSTGRES_URL": databaseURL, "LOG_LEVEL": "info"]
+    }
+
+    /// Starts sagad (its log in `sagad.log`, appended across restarts).
+    func startSagad() throws {
+        let process = try Self.launch(
+            "sagad",
+            environment: commonEnvironment.merging(
+                [
+                    "DEFINITIONS_DIRECTORY": directory.appendingPathComponent("definitions").path,
+                    "HTTP_PORT": "0", "LOG_FORMAT": "json", "OUTBOX_POLL_INTERVAL_MS": "200",
+                    "TIMERS_POLL_INTERVAL_MS": "100",
+                ], uniquingKeysWith: { _, new in new }),
+            log: directory.appendingPathComponent("sagad.log"))
+        processes.withLock { $0["sagad"] = process }
+    }
+
+    /// Starts the example participants with `switches` (FAIL_COMMANDS, SLOW_MS, … ; see
+    /// examples/participants).
+    func startParticipants(_ switches: [String: [String: String]] = [:]) throws {
+        for name in ["inventory", "payments", "shipping"] {
+            let process = try Self.launch(
+                "\(name)-participant",
+                environment: commonEnvironment.merging(switches[name] ?? [:], uniquingKeysWith: { _, new in new }),
+                log: directory.appendingPathComponent("\(name).log"))
+            processes.withLock { $0[name] = process }
+        }
+    }
+
+    /// Kills sagad as a crash would: SIGKILL, no shutdown.
+    func killSagad() {
+        guard let process = processes.withLock({ $0.removeValue(forKey: "sagad") }) else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Stops sagad with SIGTERM and returns its exit status.
+    func stopSagad() -> Int32 {
+        guard let process = processes.withLock({ $0.removeValue(forKey: "sagad") }) else { return -1 }
+        Self.stop(process)
+        return process.terminationStatus
+    }
+
+    func stopAll() {
+        for process in processes.withLock({ $0.values }) { Self.stop(process) }
+    }
+
+    func printLogs() {
+        for name in ["sagad", "inventory", "payments", "shipping", "broker"] {
+            let text = (try? String(contentsOf: directory.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+            print("---- \(name).log (last lines)\n" + text.split(separator: "\n").suffix(30).joined(separator: "\n"))
+        }
+    }
+
+    // MARK: Kafka
+
+    func read<Body: SagaMessageBody>(_ topic: String, _: Body.Type, append: @Sendable ([Body]) -> Void)
+        async throws
+    {
+        var configuration = KafkaConsumerConfiguration(
+            bootstrapServers: [bootstrap], groupID: "e2e-\(UUID().uuidString)")
+        configuration.sessionTimeoutMilliseconds = 6_000
+        configuration.heartbeatIntervalMilliseconds = 500
+        let consumer = try KafkaConsumer(configuration: configuration, logger: Self.logger)
+        try consumer.subscribe(to: [topic])
+        do {
+            for await batch in consumer.batches() {
+                let bodies = try batch.map { message in
+                    var headers: [String: String] = [:]
+                    for header in message.headers { headers[header.name] = header.stringValue ?? "" }
+                    return try SagaWire.decode(Body.self, headers: headers, value: message.value).1
+                }
+                append(bodies)
+            }
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+    }
+
+    func send<Body: SagaMessageBody>(_ body: Body, topic: String, key: String) async throws {
+        let wire = SagaWire.encode(
+            body, id: UUID().uuidString, source: "/e2e-tests", time: .init(date: Date()), key: key)
+        try await sendRaw(topic: topic, key: key, headers: wire.headers, value: wire.value)
+    }
+
+    func sendRaw(topic: String, key: String, headers: [String: String], value: String) async throws {
+        _ = try await producer.send(
+            KafkaOutgoingMessage(
+                topic: topic, key: Array(key.utf8), value: Array(value.utf8),
+                headers: headers.map { KafkaHeader(name: $0.key, string: $0.value) }))
+    }
+
+    func start(_ key: String, input: JSONValue) async throws {
+        try await send(
+            StartSagaRequest(sagaType: "order-fulfillment", input: input, idempotencyKey: key),
+            topic: Self.topics.requests,
+            key: key)
+    }
+
+    func approve(_ key: String, approved: Bool = true) async throws {
+        try await send(
+            SignalRequest(
+                target: .start(tenant: "", sagaType: "order-fulfillment", idempotencyKey: key),
+                signalID: "approval-\(key)", name: "approval", payload: ["approved": .bool(approved)]),
+            topic: Self.topics.signals, key: key)
+    }
+
+    /// The id of the saga started with `key`, once it started.
+    func sagaID(_ key: String, timeout: Duration = .seconds(90)) async throws -> String {
+        try await event("saga.started", of: key, timeout: timeout).sagaID ?? ""
+    }
+
+    /// Waits for event `name` of the saga started with `key` (or of saga id `key`).
+    @discardableResult
+    func event(_ name: String, of key: String, step: String? = nil, timeout: Duration = .seconds(90)) async throws
+        -> SagaEventMessage
+    {
+        try await withDeadline(timeout, "event \(name) of \(key)") {
+            while true {
+                let found = self.events.withLock { events -> SagaEventMessage? in
+                    let ids = Set(events.filter { $0.idempotencyKey == key }.compactMap(\.sagaID)).union([key])
+                    return events.first {
+                        $0.event == name && (ids.contains($0.sagaID ?? "") || $0.idempotencyKey == key)
+                            && (step == nil || $0.step == step)
+                    }
+                }
+                if let found { return found }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    /// The events of saga `id`, in the order they were read.
+    func events(of id: String) -> [SagaEventMessage] {
+        events.withLock { $0.filter { $0.sagaID == id } }
+    }
+
+    /// The steps of saga `id` that started or were compensated, in order: `reserve-inventory`,
+    /// `-charge-payment` for a compensation.
+    func timeline(of id: String) -> [String] {
+        events(of: id).compactMap { event in
+            switch event.event {
+            case "step.started": return event.step
+            case "step.compensation-started": return event.step.map { "-" + $0 }
+            default: return nil
+            }
+        }
+    }
+}
