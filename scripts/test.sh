@@ -58,7 +58,7 @@ if ! python3 -c 'import jsonschema, yaml' 2>/dev/null; then
 fi
 
 log "Formatting (swift format lint --strict)"
-swift format lint --strict --recursive Sources Tests Benchmarks/Benchmarks Benchmarks/Sources Package.swift \
+swift format lint --strict --recursive Sources Tests examples/participants Benchmarks/Benchmarks Benchmarks/Sources Package.swift \
     Benchmarks/Package.swift
 
 log "Build (warnings are errors)"
