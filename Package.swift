@@ -187,6 +187,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SagaParticipantTests",
+            dependencies: [
+                "SagaParticipant", "SagaProtocol", "SagaCore", "SagaStore", "Kafka", "TestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: [
                 "SagaCore", "SagaProtocol", "SagaStore", "Kafka", "TestSupport",

@@ -22,8 +22,8 @@ public struct PlanNote: Sendable, Hashable, CustomStringConvertible {
         case replyForUnknownSaga = "reply-for-unknown-saga"
         /// An operator's request for a saga that does not exist.
         case requestForUnknownSaga = "request-for-unknown-saga"
-        /// A saga whose definition (name and version) is not loaded: its event waits in the inbox's
-        /// stead, and the saga is not changed.
+        /// A saga whose definition (name and version) is not loaded: its event goes to the
+        /// dead-letter topic (a timer is put off by a minute), and the saga is not changed.
         case definitionNotLoaded = "definition-not-loaded"
     }
 
@@ -46,6 +46,10 @@ public struct BatchPlan: Sendable {
     /// Steps whose action completed in this batch: type, step, and how long the step took from its
     /// first attempt in milliseconds.
     public var stepsCompleted: [(sagaType: String, step: String, milliseconds: Int64)] = []
+    /// Inputs that could not be applied because their saga's definition (name and version) is not
+    /// loaded here, with the reason: the engine sends them to the dead-letter topic, to be sent
+    /// again (under a new message id) once the definition is loaded.
+    public var unapplied: [(input: EngineInput, reason: String)] = []
 }
 
 /// The engine's pure core: turns a batch of inputs, and the sagas they concern (locked by the
@@ -74,6 +78,7 @@ public struct BatchPlanner {
         var started: [StartKey: String] = context.existingStarts
         var pendingByKey = context.pendingSignals
         for input in context.inputs {
+            work.current = input
             switch input.request {
             case .start(let start):
                 let key = input.startKey!
@@ -173,6 +178,8 @@ public struct BatchPlanner {
         var changedSet: Set<String> = []
         var history: [String: [HistoryRecord]] = [:]
         var outbox: [String: [OutboxMessage]] = [:]
+        /// The input being applied.
+        var current: EngineInput?
         /// Signals of this batch for starts not seen yet, by start key.
         var pended: [StartKey: [(signal: SignalDelivery, idempotencyKey: String)]] = [:]
         var pendedOrder: [StartKey] = []
@@ -204,10 +211,20 @@ public struct BatchPlanner {
                 let definition = planner.definitions.definition(
                     instance.definitionName, version: instance.definitionVersion)
             else {
-                plan.notes.append(
-                    PlanNote(
-                        kind: .definitionNotLoaded, sagaID: id,
-                        detail: "\(instance.definitionName) version \(instance.definitionVersion)"))
+                let detail = "\(instance.definitionName) version \(instance.definitionVersion)"
+                plan.notes.append(PlanNote(kind: .definitionNotLoaded, sagaID: id, detail: detail))
+                if case .timerFired = event {
+                    // Not fired, and not left due either (it would be claimed again at once, and
+                    // hold the timer service at this saga): tried again in a minute.
+                    for index in record.instance.timers.indices where record.instance.timers[index].dueAt <= now {
+                        record.instance.timers[index].dueAt = now + .minutes(1)
+                    }
+                    records[id] = record
+                    if changedSet.insert(id).inserted { changed.append(id) }
+                } else if let current {
+                    plan.unapplied.append(
+                        (current, "the definition \(detail) of saga \(id) is not loaded by this sagad"))
+                }
                 return
             }
             let wasFinished = instance.status.isFinished

@@ -4,6 +4,7 @@ import Logging
 import SagaCore
 import SagaProtocol
 import SagaStore
+import Synchronization
 
 /// Reads the orchestrator's input topics (requests, signals, replies) in batches and applies each
 /// batch in one transaction, through the store and the state machine; commits the batch's offsets
@@ -45,16 +46,38 @@ public struct InboundProcessor: Sendable {
     /// task is cancelled while it is being applied.
     public func run() async throws {
         try consumer.subscribe(to: settings.topics.inbound)
+        let stopping = StopFlag()
         for await batch in consumer.batches(maximumCount: batchSize) {
             // Shielded from cancellation: a stop finishes the batch in hand (apply, then commit).
-            let task = Task { try await process(batch) }
-            try await task.value
+            // Only waits that could last (a database that cannot be reached, a dead letter that
+            // cannot be sent) give up when a stop is asked for; the batch is then not committed,
+            // and comes again.
+            let task = Task { try await process(batch, stopping: stopping) }
+            try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                stopping.set()
+            }
             if Task.isCancelled { break }
         }
     }
 
+    /// Set when a stop was asked for.
+    final class StopFlag: Sendable {
+        private let flag = Atomic(false)
+        func set() { flag.store(true, ordering: .relaxed) }
+        var isSet: Bool { flag.load(ordering: .relaxed) }
+
+        /// Sleeps `pause` unless a stop was asked for; throws `CancellationError` if it was.
+        func pause(_ pause: Duration) async throws {
+            guard !isSet else { throw CancellationError() }
+            try await Task.sleep(for: pause)
+            guard !isSet else { throw CancellationError() }
+        }
+    }
+
     /// Decodes, applies and commits one batch.
-    func process(_ batch: [KafkaMessage]) async throws {
+    func process(_ batch: [KafkaMessage], stopping: StopFlag = StopFlag()) async throws {
         var inputs: [EngineInput] = []
         var deadLetters: [KafkaOutgoingMessage] = []
         inputs.reserveCapacity(batch.count)
@@ -70,9 +93,22 @@ public struct InboundProcessor: Sendable {
                 deadLetters.append(deadLetter(error, message: message, headers: headers))
             }
         }
-        if !deadLetters.isEmpty { try await sendDeadLetters(deadLetters) }
+        if !deadLetters.isEmpty { try await sendDeadLetters(deadLetters, stopping: stopping) }
         var report = InboundBatchReport(messages: batch.count, deadLettered: deadLetters.count)
-        if !inputs.isEmpty { try await apply(inputs, report: &report) }
+        if !inputs.isEmpty { try await apply(inputs, report: &report, stopping: stopping) }
+        if !report.unapplied.isEmpty {
+            for (input, reason) in report.unapplied {
+                logger.error(
+                    "message not applied",
+                    metadata: ["kafka.origin": "\(input.origin.map(\.description) ?? "-")", "reason": "\(reason)"])
+            }
+            try await sendDeadLetters(
+                report.unapplied.map {
+                    deadLetter(refused: $0.input, reason: $0.reason + "; send it again with a new ce_id once it is")
+                },
+                stopping: stopping)
+            report.deadLettered += report.unapplied.count
+        }
         var offsets: [KafkaTopicPartition: Int64] = [:]
         for message in batch {
             let partition = KafkaTopicPartition(topic: message.topic, partition: message.partition)
@@ -88,30 +124,31 @@ public struct InboundProcessor: Sendable {
         onBatch(report)
     }
 
-    /// Applies `inputs` in one transaction, trying again while the database cannot be reached. A
-    /// batch the store refuses is applied one input at a time, and the inputs refused alone go to
-    /// the dead-letter topic.
-    func apply(_ inputs: [EngineInput], report: inout InboundBatchReport) async throws {
+    /// Applies `inputs` in one transaction, trying again while the database cannot take it (down,
+    /// read-only, out of space: anything but the input's own fault). A batch refused because of
+    /// its input is applied one input at a time, and an input refused alone goes to the
+    /// dead-letter topic with the reason.
+    func apply(_ inputs: [EngineInput], report: inout InboundBatchReport, stopping: StopFlag) async throws {
         do {
-            try await applyRetrying(inputs, report: &report)
-        } catch let error as SagaStoreError where !error.isTransient && inputs.count > 1 {
+            try await applyRetrying(inputs, report: &report, stopping: stopping)
+        } catch let error as SagaStoreError where error.isCausedByInput && inputs.count > 1 {
             logger.warning(
                 "batch refused; applying its messages one by one",
                 metadata: ["error.message": "\(error)", "batch.size": "\(inputs.count)"])
             for input in inputs {
-                try await apply([input], report: &report)
+                try await apply([input], report: &report, stopping: stopping)
             }
-        } catch let error as SagaStoreError where !error.isTransient {
+        } catch let error as SagaStoreError where error.isCausedByInput {
             let input = inputs[0]
             logger.error(
                 "message could not be applied",
                 metadata: ["kafka.origin": "\(input.origin.map(\.description) ?? "-")", "error.message": "\(error)"])
-            try await sendDeadLetters([deadLetter(refused: input, error: error)])
+            try await sendDeadLetters([deadLetter(refused: input, error: error)], stopping: stopping)
             report.deadLettered += 1
         }
     }
 
-    func applyRetrying(_ inputs: [EngineInput], report: inout InboundBatchReport) async throws {
+    func applyRetrying(_ inputs: [EngineInput], report: inout InboundBatchReport, stopping: StopFlag) async throws {
         var pause = Duration.milliseconds(100)
         while true {
             let planner = BatchPlanner(
@@ -131,20 +168,21 @@ public struct InboundProcessor: Sendable {
                     report.started.merge(plan.started, uniquingKeysWith: +)
                     report.finished += plan.finished
                     report.stepsCompleted += plan.stepsCompleted
+                    report.unapplied += plan.unapplied
                     for note in plan.notes { logger.notice("\(note.kind.rawValue)", metadata: ["detail": "\(note)"]) }
                 }
                 return
-            } catch let error as SagaStoreError where error.isTransient {
+            } catch let error as SagaStoreError where !error.isCausedByInput {
                 logger.warning(
                     "batch not applied; trying again",
                     metadata: ["error.message": "\(error)", "retry.pause": "\(pause)"])
-                try await Task.sleep(for: pause)
+                try await stopping.pause(pause)
                 pause = min(pause * 2, .seconds(10))
             }
         }
     }
 
-    func sendDeadLetters(_ messages: [KafkaOutgoingMessage]) async throws {
+    func sendDeadLetters(_ messages: [KafkaOutgoingMessage], stopping: StopFlag) async throws {
         var pending = messages
         var pause = Duration.milliseconds(200)
         while !pending.isEmpty {
@@ -155,26 +193,44 @@ public struct InboundProcessor: Sendable {
                 "dead-letter records not sent; trying again",
                 metadata: ["error.message": "\(failed[0].error)", "records": "\(failed.count)"])
             pending = failed.map { pending[$0.index] }
-            try await Task.sleep(for: pause)
+            try await stopping.pause(pause)
             pause = min(pause * 2, .seconds(10))
         }
     }
 
+    /// The most bytes of the original value a dead-letter record keeps: the record must stay
+    /// under the producer's (and the broker's) message size limit, about 1 MB by default.
+    static let deadLetterValueLimit = 256 * 1024
+
+    /// `value`, cut to ``deadLetterValueLimit``, and the note that says so.
+    static func kept(_ value: [UInt8]?) -> (value: [UInt8]?, note: String) {
+        guard let value, value.count > deadLetterValueLimit else { return (value, "") }
+        let note = " (the value is cut to its first \(deadLetterValueLimit) of \(value.count) bytes)"
+        return (Array(value.prefix(deadLetterValueLimit)), note)
+    }
+
     func deadLetter(_ error: WireError, message: KafkaMessage, headers: [String: String]) -> KafkaOutgoingMessage {
-        let record = DeadLetterRecord(
+        let (value, note) = Self.kept(message.value)
+        var record = DeadLetterRecord(
             error, topic: message.topic, partition: Int(message.partition), offset: message.offset,
             timestamp: message.timestamp.map { SagaTimestamp(millisecondsSinceEpoch: $0) }, key: message.key,
-            headers: headers, value: message.value)
+            headers: headers, value: value)
+        record.reason += note
         return outgoing(record, key: message.key)
     }
 
     func deadLetter(refused input: EngineInput, error: any Error) -> KafkaOutgoingMessage {
+        deadLetter(refused: input, reason: "could not be applied: \(error)")
+    }
+
+    func deadLetter(refused input: EngineInput, reason: String) -> KafkaOutgoingMessage {
         let origin = input.origin
+        let (value, note) = Self.kept(Array(Self.describe(input.request).utf8))
         let record = DeadLetterRecord(
-            reason: "could not be applied: \(error)", type: nil, field: nil, topic: origin?.topic ?? "",
+            reason: reason + note, type: nil, field: nil, topic: origin?.topic ?? "",
             partition: Int(origin?.partition ?? -1), offset: origin?.offset ?? -1,
             key: input.sagaID.map { Array($0.utf8) },
-            headers: [:], value: Array(Self.describe(input.request).utf8))
+            headers: [:], value: value)
         return outgoing(record, key: input.sagaID.map { Array($0.utf8) })
     }
 
@@ -222,6 +278,8 @@ public struct InboundBatchReport: Sendable {
     public var started: [String: Int] = [:]
     public var finished: [(sagaType: String, status: SagaStatus, milliseconds: Int64)] = []
     public var stepsCompleted: [(sagaType: String, step: String, milliseconds: Int64)] = []
+    /// Inputs not applied (their saga's definition is not loaded), sent to the dead-letter topic.
+    public var unapplied: [(input: EngineInput, reason: String)] = []
 }
 
 extension SagaTimestamp {

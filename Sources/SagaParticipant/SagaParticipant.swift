@@ -173,23 +173,64 @@ public final class SagaParticipant: Sendable {
     }
 
     /// The outcome for `command`: the stored one, or the handler's, stored in the same transaction.
+    ///
+    /// A retryable failure is not stored (the next attempt calls the handler again) and what the
+    /// handler wrote is rolled back. An error the handler throws is replied as the retryable
+    /// `HANDLER_ERROR`. An error of the participant's own database is not replied at all: nobody
+    /// can tell whether the work took effect, so the command is tried again after a pause, until
+    /// the database answers or the participant stops.
     func answer(_ command: StepCommandMessage) async throws -> StepReply.Outcome {
-        let logger = self.logger
-        let handler = self.handler
         var metadata: Logger.Metadata = [
             "saga.id": "\(command.sagaID)", "saga.step": "\(command.step)", "saga.attempt": "\(command.attempt)",
             "saga.action": "\(command.action.rawValue)",
         ]
         metadata["saga.idempotency_key"] = "\(command.idempotencyKey)"
-        do {
-            return try await client.withTransaction(logger: logger) { connection in
-                if let stored = try await Self.stored(command.idempotencyKey, connection, logger) {
-                    logger.info("repeated command: the first reply again", metadata: metadata)
-                    return stored
+        var pause = Duration.milliseconds(200)
+        while true {
+            do {
+                return try await answerOnce(command, metadata: metadata)
+            } catch {
+                // The transaction wraps what its closure threw.
+                let cause = (error as? PostgresTransactionError)?.closureError ?? error
+                if let failure = cause as? NotStored { return failure.outcome }
+                if let failed = cause as? HandlerFailed {
+                    logger.warning(
+                        "handler failed", metadata: metadata.merging(["error.message": "\(failed.error)"]) { $1 })
+                    return .failure(StepError(code: "HANDLER_ERROR", message: "\(failed.error)", retryable: true))
                 }
-                if command.action == .compensate,
-                    try await Self.stored(command.actionKey, connection, logger) == nil
-                {
+                if Task.isCancelled || error is CancellationError { throw CancellationError() }
+                logger.warning(
+                    "command not answered: the database failed; trying again",
+                    metadata: metadata.merging(["error.message": "\(error)"]) { $1 })
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(10))
+            }
+        }
+    }
+
+    /// An outcome replied but not stored: a retryable failure.
+    struct NotStored: Error {
+        var outcome: StepReply.Outcome
+    }
+
+    /// The handler threw.
+    struct HandlerFailed: Error {
+        var error: any Error
+    }
+
+    private func answerOnce(_ command: StepCommandMessage, metadata: Logger.Metadata) async throws
+        -> StepReply.Outcome
+    {
+        let logger = self.logger
+        let handler = self.handler
+        return try await client.withTransaction(logger: logger) { connection in
+            if let stored = try await Self.stored(command.idempotencyKey, connection, logger) {
+                logger.info("repeated command: the first reply again", metadata: metadata)
+                return stored
+            }
+            if command.action == .compensate {
+                switch try await Self.stored(command.actionKey, connection, logger) {
+                case nil:
                     // The compensation came first: nothing to undo; the action is refused when it comes.
                     let refusal = StepReply.Outcome.failure(
                         StepError(code: "COMPENSATED", message: "compensated before it arrived", retryable: false))
@@ -198,16 +239,30 @@ public final class SagaParticipant: Sendable {
                     try await Self.store(done, key: command.idempotencyKey, action: .compensate, connection, logger)
                     logger.info("compensation before its action: nothing to undo", metadata: metadata)
                     return done
+                case .failure?:
+                    // The action failed (or was refused): it changed nothing, so there is nothing to undo.
+                    let done = StepReply.Outcome.success(result: ["nothingToUndo": true])
+                    try await Self.store(done, key: command.idempotencyKey, action: .compensate, connection, logger)
+                    logger.info("compensation of an action that failed: nothing to undo", metadata: metadata)
+                    return done
+                case .success?:
+                    break
                 }
-                let outcome = try await handler(
-                    ParticipantContext(command: command, connection: connection, logger: logger))
-                try await Self.store(outcome, key: command.idempotencyKey, action: command.action, connection, logger)
-                logger.info("command handled", metadata: metadata)
-                return outcome
             }
-        } catch {
-            logger.warning("handler failed", metadata: metadata.merging(["error.message": "\(error)"]) { $1 })
-            return .failure(StepError(code: "HANDLER_ERROR", message: "\(error)", retryable: true))
+            let outcome: StepReply.Outcome
+            do {
+                outcome = try await handler(
+                    ParticipantContext(command: command, connection: connection, logger: logger))
+            } catch {
+                throw HandlerFailed(error: error)
+            }
+            if case .failure(let error) = outcome, error.retryable {
+                // Rolls back what the handler wrote; the next attempt runs the handler again.
+                throw NotStored(outcome: outcome)
+            }
+            try await Self.store(outcome, key: command.idempotencyKey, action: command.action, connection, logger)
+            logger.info("command handled", metadata: metadata)
+            return outcome
         }
     }
 

@@ -79,7 +79,7 @@ public struct SagaStoreConfiguration: Sendable {
         }
         self.init(
             host: host, port: components.port ?? 5432, username: username,
-            password: components.password?.removingPercentEncoding, database: database, tlsMode: mode)
+            password: components.password, database: database, tlsMode: mode)
     }
 
     /// The postgres-nio client configuration this describes, for components that keep a
@@ -142,6 +142,21 @@ public enum SagaStoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidBatch(let message): return "invalid batch: \(message)"
         case .database(let message, let sqlState):
             return "PostgreSQL: \(message)\(sqlState.map { " (SQLSTATE \($0))" } ?? "")"
+        }
+    }
+
+    /// Whether the input of a batch caused it, so that trying the same input again cannot
+    /// succeed: a document or message over its limit, JSON PostgreSQL refuses, a batch that
+    /// writes a saga twice, bad data (SQLSTATE class 22) or a violated constraint (class 23).
+    /// Anything else — the server down, read-only, out of disk or memory, timeouts, permissions —
+    /// is the database's state, not the input's: wait and try again.
+    public var isCausedByInput: Bool {
+        switch self {
+        case .tooLarge, .invalidJSON, .invalidBatch: return true
+        case .database(_, let state):
+            guard let state else { return false }
+            return state.hasPrefix("22") || state.hasPrefix("23") || state == "54000" || state == "54001"
+        case .configuration, .schemaTooNew, .sagaNotFound: return false
         }
     }
 

@@ -76,7 +76,7 @@ struct EngineMetrics: Sendable {
                 health.setDatabase(false)
             }
             health.setProducer(producer.fatalError == nil)
-            try? await Task.sleep(for: min(interval, .seconds(5)))
+            try? await Task.sleep(for: interval)
         }
     }
 }

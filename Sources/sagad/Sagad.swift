@@ -160,16 +160,22 @@ struct EngineService: Service {
 
     func run() async throws {
         if migrate {
-            var pause = Duration.milliseconds(200)
-            while true {
-                do {
-                    let applied = try await store.migrate()
-                    if !applied.isEmpty { logger.info("database migrated", metadata: ["migrations": "\(applied)"]) }
-                    break
-                } catch let error as SagaStoreError where error.isTransient {
-                    logger.warning("database not reachable; trying again", metadata: ["error.message": "\(error)"])
-                    try await Task.sleep(for: pause)
-                    pause = min(pause * 2, .seconds(5))
+            let (store, logger) = (self.store, self.logger)
+            try await cancelWhenGracefulShutdown {
+                var pause = Duration.milliseconds(200)
+                while true {
+                    do {
+                        let applied = try await store.migrate()
+                        if !applied.isEmpty {
+                            logger.info("database migrated", metadata: ["migrations": "\(applied)"])
+                        }
+                        return
+                    } catch let error as SagaStoreError where !error.isCausedByInput {
+                        logger.warning(
+                            "database not ready; trying again", metadata: ["error.message": "\(error)"])
+                        try await Task.sleep(for: pause)
+                        pause = min(pause * 2, .seconds(5))
+                    }
                 }
             }
         }

@@ -89,6 +89,9 @@ struct SagadConfiguration: Sendable {
             }
         }
         postgres.maximumConnections = try Self.positive(config, "postgres.connections", default: 20)
+        // Every outbox message must fit what the producer (and a broker with default settings)
+        // takes: 1,000,000 bytes with the record's overhead.
+        postgres.maximumMessageBytes = min(postgres.maximumMessageBytes, 900_000)
         postgres.outboxLanes = try Self.positive(config, "outbox.lanes", default: postgres.outboxLanes)
         migrate = config.bool(forKey: "postgres.migrate", default: true)
 
