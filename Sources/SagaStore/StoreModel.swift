@@ -172,6 +172,17 @@ public struct BatchContext<Input: SagaStoreInput>: Sendable {
     public var existingStarts: [StartKey: String]
     /// Signals waiting for the sagas the batch's start keys would start, oldest first.
     public var pendingSignals: [StartKey: [PendingSignal]]
+
+    public init(
+        inputs: [Input], duplicates: [Input] = [], sagas: [String: SagaRecord] = [:],
+        existingStarts: [StartKey: String] = [:], pendingSignals: [StartKey: [PendingSignal]] = [:]
+    ) {
+        self.inputs = inputs
+        self.duplicates = duplicates
+        self.sagas = sagas
+        self.existingStarts = existingStarts
+        self.pendingSignals = pendingSignals
+    }
 }
 
 /// A due timer, claimed for firing.
@@ -180,6 +191,12 @@ public struct DueTimer: Sendable, Hashable {
     /// The timer's id within its saga (``SagaTimer/id``).
     public var timerID: String
     public var dueAt: SagaTimestamp
+
+    public init(sagaID: String, timerID: String, dueAt: SagaTimestamp) {
+        self.sagaID = sagaID
+        self.timerID = timerID
+        self.dueAt = dueAt
+    }
 }
 
 /// What the closure of ``SagaStore/applyDueTimers(now:limit:compute:)`` sees.
@@ -189,6 +206,11 @@ public struct TimerBatchContext: Sendable {
     public var timers: [DueTimer]
     /// Their sagas, locked, by id.
     public var sagas: [String: SagaRecord]
+
+    public init(timers: [DueTimer], sagas: [String: SagaRecord]) {
+        self.timers = timers
+        self.sagas = sagas
+    }
 }
 
 /// What a batch did.
