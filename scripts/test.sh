@@ -5,8 +5,9 @@
 #   1. every test, with librdkafka's mock cluster (in the test process, or the kafka-mock-broker
 #      executable the tests launch) and Debian's librdkafka, and PostgreSQL (Debian's, started in a
 #      temporary data directory by deploy/local/postgres.sh; each store test makes a database);
-#   2. the Kafka tests again against Tansu, an independent Kafka-compatible broker, with a current
-#      librdkafka (both from PyPI wheels; see deploy/local/tansu.sh);
+#   2. the Kafka tests and the end-to-end tests (sagad and the participants as processes) again
+#      against Tansu, an independent Kafka-compatible broker, with a current librdkafka (both from
+#      PyPI wheels; see deploy/local/tansu.sh);
 #   3. the definition schema against the examples, the protocol's schemas against its examples,
 #      and a build of the benchmarks.
 #
@@ -82,7 +83,8 @@ else
     expected=$(echo "${CONFLUENT_KAFKA_VERSION:-2.16.1}" | cut -d. -f1,2)
     echo "Tansu at $bootstrap; librdkafka $expected from $libdir"
     KAFKA_BOOTSTRAP_SERVERS="$bootstrap" KAFKA_EXPECT_LIBRDKAFKA="$expected." LD_LIBRARY_PATH="$libdir" \
-        run_tests --filter 'KafkaTests.KafkaIntegrationTests' --filter 'KafkaTests.MockBrokerProcessTests'
+        run_tests --filter 'KafkaTests.KafkaIntegrationTests' --filter 'KafkaTests.MockBrokerProcessTests' \
+        --filter 'EndToEndTests'
     echo "(the fault-injection suite needs the mock cluster's controls; it ran in the first pass)"
     deploy/local/tansu.sh stop "$PWD/.local/tansu-test"
 fi

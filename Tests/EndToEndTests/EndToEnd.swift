@@ -23,10 +23,11 @@ final class EndToEnd: Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["E2E_TEST_LOG"] != nil ? .debug : .error
         return logger
     }()
-    static let topics = SagaTopics()
-
     let directory: URL
     let bootstrap: String
+    /// What this test's topics and consumer groups start with: empty on a broker of its own.
+    let prefix: String
+    let topics: SagaTopics
     let databaseURL: String
     let database: TestDatabase
     let producer: KafkaProducer
@@ -34,9 +35,14 @@ final class EndToEnd: Sendable {
     let events = Mutex<[SagaEventMessage]>([])
     let deadLetters = Mutex<[DeadLetterRecord]>([])
 
-    private init(directory: URL, bootstrap: String, database: TestDatabase, producer: KafkaProducer) {
+    private init(
+        directory: URL, bootstrap: String, prefix: String, topics: SagaTopics, database: TestDatabase,
+        producer: KafkaProducer
+    ) {
         self.directory = directory
         self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.topics = topics
         self.database = database
         self.producer = producer
         let configuration = database.configuration
@@ -56,29 +62,57 @@ final class EndToEnd: Sendable {
             try text.write(
                 to: directory.appendingPathComponent("definitions/\(name)"), atomically: true, encoding: .utf8)
         }
+        // With KAFKA_BOOTSTRAP_SERVERS (the interop run against Tansu) the tests use that broker,
+        // with topics and groups of their own; otherwise a kafka-mock-broker process of their own.
+        let external = ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"].flatMap { $0.isEmpty ? nil : $0 }
+        let prefix = external == nil ? "" : "e2e-\(UUID().uuidString.prefix(8).lowercased())."
+        var configured = SagaTopics()
+        configured.requests = prefix + configured.requests
+        configured.signals = prefix + configured.signals
+        configured.replies = prefix + configured.replies
+        configured.events = prefix + configured.events
+        configured.deadLetter = prefix + configured.deadLetter
+        configured.participantPrefix = prefix + configured.participantPrefix
+        let topics = configured
+        let specifications =
+            (topics.inbound + [topics.events, topics.deadLetter]).map { ($0, 4) }
+            + ["inventory", "payments", "shipping"].map { (topics.commands(for: $0), 2) }
         try await TestDatabase.with { database in
-            let broker = try launch(
-                "kafka-mock-broker",
-                arguments: ["--brokers", "1", "--bootstrap-file", directory.appendingPathComponent("bootstrap").path]
-                    + (topics.inbound + [topics.events, topics.deadLetter]).flatMap { ["--topic", "\($0):4"] }
-                    + ["inventory", "payments", "shipping"].flatMap { ["--topic", "\(topics.commands(for: $0)):2"] },
-                environment: [:], log: directory.appendingPathComponent("broker.log"))
-            defer { stop(broker) }
-            let bootstrap = try await withDeadline(.seconds(30), "the broker's bootstrap file") {
-                while true {
-                    if let text = try? String(
-                        contentsOf: directory.appendingPathComponent("bootstrap"), encoding: .utf8),
-                        !text.isEmpty
-                    {
-                        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            var broker: Process?
+            defer { broker.map(stop) }
+            let bootstrap: String
+            if let external {
+                bootstrap = external
+                let admin = try KafkaAdmin(
+                    configuration: KafkaClientConfiguration(bootstrapServers: [external]), logger: logger)
+                try await admin.createTopics(
+                    specifications.map { KafkaTopicSpecification(name: $0.0, partitions: $0.1) })
+                await admin.close()
+            } else {
+                broker = try launch(
+                    "kafka-mock-broker",
+                    arguments: [
+                        "--brokers", "1", "--bootstrap-file", directory.appendingPathComponent("bootstrap").path,
+                    ]
+                        + specifications.flatMap { ["--topic", "\($0.0):\($0.1)"] },
+                    environment: [:], log: directory.appendingPathComponent("broker.log"))
+                bootstrap = try await withDeadline(.seconds(30), "the broker's bootstrap file") {
+                    while true {
+                        if let text = try? String(
+                            contentsOf: directory.appendingPathComponent("bootstrap"), encoding: .utf8),
+                            !text.isEmpty
+                        {
+                            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+                        }
+                        try await Task.sleep(for: .milliseconds(50))
                     }
-                    try await Task.sleep(for: .milliseconds(50))
                 }
             }
             let producer = try KafkaProducer(
                 configuration: KafkaProducerConfiguration(bootstrapServers: [bootstrap]), logger: logger)
             let environment = EndToEnd(
-                directory: directory, bootstrap: bootstrap, database: database, producer: producer)
+                directory: directory, bootstrap: bootstrap, prefix: prefix, topics: topics, database: database,
+                producer: producer)
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -138,7 +172,10 @@ final class EndToEnd: Sendable {
 
     /// The environment every process of the saga's world gets.
     var commonEnvironment: [String: String] {
-        ["KAFKA_BOOTSTRAP_SERVERS": bootstrap, "POSTGRES_URL": databaseURL, "LOG_LEVEL": "info"]
+        [
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "POSTGRES_URL": databaseURL, "LOG_LEVEL": "info",
+            "TOPIC_PREFIX": prefix,
+        ]
     }
 
     /// Starts sagad (its log in `sagad.log`, appended across restarts).
@@ -149,7 +186,10 @@ final class EndToEnd: Sendable {
                 [
                     "DEFINITIONS_DIRECTORY": directory.appendingPathComponent("definitions").path,
                     "HTTP_PORT": "0", "LOG_FORMAT": "json", "OUTBOX_POLL_INTERVAL_MS": "200",
-                    "TIMERS_POLL_INTERVAL_MS": "100",
+                    "TIMERS_POLL_INTERVAL_MS": "100", "KAFKA_GROUP": prefix + "sagad",
+                    "TOPICS_REQUESTS": topics.requests, "TOPICS_SIGNALS": topics.signals,
+                    "TOPICS_REPLIES": topics.replies, "TOPICS_EVENTS": topics.events,
+                    "TOPICS_DEAD_LETTER": topics.deadLetter, "TOPICS_PARTICIPANT_PREFIX": topics.participantPrefix,
                 ], uniquingKeysWith: { _, new in new }),
             log: directory.appendingPathComponent("sagad.log"))
         processes.withLock { $0["sagad"] = process }
@@ -235,7 +275,7 @@ final class EndToEnd: Sendable {
     func start(_ key: String, input: JSONValue) async throws {
         try await send(
             StartSagaRequest(sagaType: "order-fulfillment", input: input, idempotencyKey: key),
-            topic: Self.topics.requests,
+            topic: topics.requests,
             key: key)
     }
 
@@ -244,7 +284,7 @@ final class EndToEnd: Sendable {
             SignalRequest(
                 target: .start(tenant: "", sagaType: "order-fulfillment", idempotencyKey: key),
                 signalID: "approval-\(key)", name: "approval", payload: ["approved": .bool(approved)]),
-            topic: Self.topics.signals, key: key)
+            topic: topics.signals, key: key)
     }
 
     /// The id of the saga started with `key`, once it started.

@@ -111,11 +111,11 @@ struct EndToEndTests {
             try await e2e.event("step.waiting-for-signal", of: cancelled)
             try await e2e.send(
                 CancelSagaRequest(sagaID: cancelled, reason: "customer changed their mind"),
-                topic: EndToEnd.topics.requests, key: cancelled)
+                topic: e2e.topics.requests, key: cancelled)
             try await e2e.event("saga.cancelled", of: cancelled)
 
             // 8. A malformed message goes to the dead-letter topic; its partition keeps flowing.
-            try await e2e.sendRaw(topic: EndToEnd.topics.requests, key: "order-after-bad", headers: [:], value: "{oops")
+            try await e2e.sendRaw(topic: e2e.topics.requests, key: "order-after-bad", headers: [:], value: "{oops")
             try await e2e.start("order-after-bad", input: ["orderId": "after-bad", "amount": 10])
             let afterBad = try await e2e.sagaID("order-after-bad")
             try await e2e.event("step.waiting-for-signal", of: afterBad)

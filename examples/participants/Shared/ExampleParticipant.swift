@@ -20,7 +20,8 @@ import UnixSignals
 ///   e.g. `orderId=o-2`;
 /// - `SLOW_MS`: wait this long before answering each command (a participant past its timeout);
 /// - `SLOW_WHEN`: `field=value`: be slow only when the saga's input has that value;
-/// - `REPLY_TWICE`: `1` sends every reply twice.
+/// - `REPLY_TWICE`: `1` sends every reply twice;
+/// - `TOPIC_PREFIX`: put before the command topic's and the consumer group's names.
 public struct ExampleParticipant {
     public let name: String
     public let logger: Logger
@@ -45,6 +46,10 @@ public struct ExampleParticipant {
         if environment["POSTGRES_TLS"] == "disable" { store.tlsMode = .disable }
         let client = PostgresClient(configuration: store.clientConfiguration, backgroundLogger: logger)
         var configuration = ParticipantConfiguration(name: name, bootstrapServers: servers)
+        // TOPIC_PREFIX: put before the command topic and the consumer group (tests that share a broker).
+        let prefix = environment["TOPIC_PREFIX"] ?? ""
+        configuration.commandTopic = prefix + configuration.commandTopic
+        configuration.groupID = prefix + configuration.groupID
         configuration.replyCopies = environment["REPLY_TWICE"] == "1" ? 2 : 1
         let failing = Set((environment["FAIL_COMMANDS"] ?? "").split(separator: ",").map(String.init))
         let failWhen = (environment["FAIL_WHEN"] ?? "").split(separator: "=", maxSplits: 1).map(String.init)
