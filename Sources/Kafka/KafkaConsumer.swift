@@ -288,6 +288,39 @@ public final class KafkaConsumer: Sendable {
     /// The partitions this member owns now.
     public var assignment: Set<KafkaTopicPartition> { core.state.withLock { Set($0.assignment.keys) } }
 
+    /// How far behind this member's reader is, per assigned partition: the partition's end (its
+    /// high watermark as librdkafka last learned it from a fetch; no request is sent) minus the
+    /// reader's position. A partition librdkafka knows no end of yet is left out.
+    public func lag() -> [KafkaTopicPartition: Int64] {
+        let assigned = core.state.withLock { Array($0.assignment.keys) }
+        guard !assigned.isEmpty else { return [:] }
+        let measured = try? core.handle.borrow { client -> [KafkaTopicPartition: Int64] in
+            let list = rd_kafka_topic_partition_list_new(Int32(assigned.count))
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for partition in assigned {
+                rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition)
+            }
+            _ = rd_kafka_position(client, list)
+            guard let list else { return [:] }
+            var result: [KafkaTopicPartition: Int64] = [:]
+            for index in 0..<Int(list.pointee.cnt) {
+                let element = list.pointee.elems[index]
+                var low: Int64 = 0
+                var high: Int64 = 0
+                guard
+                    rd_kafka_get_watermark_offsets(client, element.topic, element.partition, &low, &high)
+                        == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0
+                else { continue }
+                // No position yet (nothing read): the reader is behind by everything there is.
+                let position = element.offset >= 0 ? element.offset : max(0, low)
+                result[KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition)] =
+                    max(0, high - position)
+            }
+            return result
+        }
+        return measured ?? [:]
+    }
+
     /// The latest error the group reported (for example all brokers down), if any.
     public var lastError: KafkaError? { core.state.withLock { $0.lastError } }
 

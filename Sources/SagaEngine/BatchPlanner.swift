@@ -50,6 +50,8 @@ public struct BatchPlan: Sendable {
     /// loaded here, with the reason: the engine sends them to the dead-letter topic, to be sent
     /// again (under a new message id) once the definition is loaded.
     public var unapplied: [(input: EngineInput, reason: String)] = []
+    /// Every event the batch publishes, in order (for the engine's log).
+    public var events: [SagaEventMessage] = []
 }
 
 /// The engine's pure core: turns a batch of inputs, and the sagas they concern (locked by the
@@ -287,6 +289,7 @@ public struct BatchPlanner {
         }
 
         mutating func publish(_ event: SagaEventMessage, of id: String) {
+            plan.events.append(event)
             let wire = SagaWire.encode(
                 event, id: planner.makeID(), source: settings.source, time: now, subject: id, key: id)
             outbox[id, default: []].append(OutboxMessage(topic: settings.topics.events, wire))

@@ -170,6 +170,7 @@ public struct InboundProcessor: Sendable {
                     report.stepsCompleted += plan.stepsCompleted
                     report.unapplied += plan.unapplied
                     for note in plan.notes { logger.notice("\(note.kind.rawValue)", metadata: ["detail": "\(note)"]) }
+                    Self.log(plan.events, logger)
                 }
                 return
             } catch let error as SagaStoreError where !error.isCausedByInput {
@@ -259,6 +260,29 @@ public struct InboundProcessor: Sendable {
         var headers: [String: String] = [:]
         for header in message.headers { headers[header.name] = header.stringValue ?? "" }
         return headers
+    }
+
+    /// Logs what a committed batch published, with the saga id, type, step and attempt as
+    /// metadata: a saga's start and end at `info`, everything else at `debug`.
+    static func log(_ events: [SagaEventMessage], _ logger: Logger) {
+        for event in events {
+            let level: Logger.Level
+            switch event.event {
+            case "saga.started", "saga.completed", "saga.compensated", "saga.cancelled", "saga.aborted", "saga.failed",
+                "saga.compensating":
+                level = .info
+            default:
+                level = .debug
+            }
+            guard logger.logLevel <= level else { continue }
+            var metadata: Logger.Metadata = ["saga.type": "\(event.sagaType)"]
+            if let id = event.sagaID { metadata["saga.id"] = "\(id)" }
+            if let step = event.step { metadata["saga.step"] = "\(step)" }
+            if let attempt = event.attempt { metadata["saga.attempt"] = "\(attempt)" }
+            if let reason = event.reason { metadata["saga.reason"] = "\(reason)" }
+            if let error = event.error { metadata["error.type"] = "\(error.code)" }
+            logger.log(level: level, "\(event.event)", metadata: metadata)
+        }
     }
 
     /// Carries the plan out of the store's closure.

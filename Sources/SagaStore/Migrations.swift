@@ -136,6 +136,14 @@ extension SagaStore {
                 "DROP INDEX saga_inbox_received",
                 "CREATE INDEX saga_inbox_received ON saga_inbox USING brin (received_at)",
             ]),
+        // A saga whose timers cannot be applied is parked: its timers are no longer claimed (they
+        // would fail again and hold the timer service at the head of the queue) until an
+        // operator resumes it. Nullable columns without a default: no table rewrite.
+        Migration(
+            version: 4, name: "parked sagas",
+            statements: [
+                "ALTER TABLE sagas ADD COLUMN parked_reason text, ADD COLUMN parked_at timestamptz"
+            ]),
     ]
 
     /// The newest schema version this code knows.

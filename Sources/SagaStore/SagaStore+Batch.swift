@@ -122,8 +122,12 @@ extension SagaStore {
     /// timers, calls `compute`, and writes as ``applyBatch(_:now:compute:)`` does. Returns what was
     /// done; `timersFired` counts the timers handed to `compute`.
     @discardableResult
+    ///
+    /// With `only`, claims only those sagas (to apply one saga's timers alone). Parked sagas (see
+    /// ``park(_:reason:now:)``) are never claimed.
     public func applyDueTimers(
-        now: SagaTimestamp, limit: Int = 500, compute: (TimerBatchContext) throws -> BatchWrites
+        now: SagaTimestamp, limit: Int = 500, only sagaIDs: [String]? = nil,
+        compute: (TimerBatchContext) throws -> BatchWrites
     ) async throws -> BatchOutcome {
         let logger = self.logger
         let result = try await transaction { connection in
@@ -139,6 +143,7 @@ extension SagaStore {
                 JOIN (SELECT saga_id, min(due_at) AS due FROM saga_timers
                     WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000) GROUP BY saga_id) AS t
                     ON t.saga_id = s.id
+                WHERE s.parked_reason IS NULL AND (\(sagaIDs == nil) OR s.id = ANY(\(sagaIDs ?? [])::text[]))
                 ORDER BY t.due LIMIT \(max(1, limit)) FOR UPDATE OF s SKIP LOCKED
                 """, logger: logger)
             var ids: [String] = []

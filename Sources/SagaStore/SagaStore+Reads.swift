@@ -290,6 +290,97 @@ extension SagaStore {
         try await connection { connection in _ = try await connection.query("SELECT 1", logger: logger) }
     }
 
+    // MARK: parked sagas
+
+    /// The sagas with timers due at `now`, earliest first, that are not parked: what
+    /// ``applyDueTimers(now:limit:only:compute:)`` would claim, read without locking.
+    public func dueSagaIDs(now: SagaTimestamp, limit: Int) async throws -> [String] {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT s.id FROM sagas s
+                JOIN (SELECT saga_id, min(due_at) AS due FROM saga_timers
+                    WHERE due_at <= to_timestamp(\(now.milliseconds)::float8 / 1000) GROUP BY saga_id) AS t
+                    ON t.saga_id = s.id
+                WHERE s.parked_reason IS NULL
+                ORDER BY t.due LIMIT \(max(1, limit))
+                """, logger: logger)
+            var ids: [String] = []
+            for try await id in rows.decode(String.self) { ids.append(id) }
+            return ids
+        }
+    }
+
+    /// Parks saga `id`: its timers are no longer claimed until ``unpark(_:now:)``, and its history
+    /// says why. For a saga whose timers cannot be applied (its state or what it would write is
+    /// refused), which would otherwise fail again on every round.
+    public func park(_ id: String, reason: String, now: SagaTimestamp) async throws {
+        let logger = self.logger
+        let entry = JSONValue.object(["event": "saga.parked", "reason": .string(reason)]).jsonText
+        try await storeTransaction { connection in
+            try await connection.query(
+                """
+                UPDATE sagas SET parked_reason = \(reason),
+                    parked_at = to_timestamp(\(now.milliseconds)::float8 / 1000) WHERE id = \(id)
+                """, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO saga_history (saga_id, at, entry)
+                VALUES (\(id), to_timestamp(\(now.milliseconds)::float8 / 1000), \(entry))
+                """, logger: logger)
+        }
+    }
+
+    /// Resumes a parked saga: its timers are claimed again. Returns whether it was parked.
+    @discardableResult
+    public func unpark(_ id: String, now: SagaTimestamp) async throws -> Bool {
+        let logger = self.logger
+        let entry = JSONValue.object(["event": "saga.unparked"]).jsonText
+        return try await storeTransaction { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE sagas SET parked_reason = NULL, parked_at = NULL
+                WHERE id = \(id) AND parked_reason IS NOT NULL RETURNING id
+                """, logger: logger)
+            var found = false
+            for try await _ in rows.decode(String.self) { found = true }
+            guard found else { return false }
+            try await connection.query(
+                """
+                INSERT INTO saga_history (saga_id, at, entry)
+                VALUES (\(id), to_timestamp(\(now.milliseconds)::float8 / 1000), \(entry))
+                """, logger: logger)
+            return true
+        }
+    }
+
+    /// How many sagas are parked.
+    public func parkedSagaCount() async throws -> Int {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                "SELECT count(*)::int8 FROM sagas WHERE parked_reason IS NOT NULL", logger: logger)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+
+    /// The parked sagas and why, oldest first.
+    public func parkedSagas(limit: Int = 100) async throws -> [(id: String, reason: String)] {
+        let logger = self.logger
+        return try await connection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT id, parked_reason FROM sagas WHERE parked_reason IS NOT NULL
+                ORDER BY parked_at, id LIMIT \(max(1, limit))
+                """, logger: logger)
+            var parked: [(id: String, reason: String)] = []
+            for try await (id, reason) in rows.decode((String, String).self) { parked.append((id, reason)) }
+            return parked
+        }
+    }
+
     // MARK: housekeeping
 
     /// Deletes inbox entries received before `cutoff`, at most `limit`; returns how many. A message

@@ -17,6 +17,8 @@ struct EngineMetrics: Sendable {
     let outboxOldest = Gauge(label: "saga_outbox_oldest_age_seconds")
     let timerLag = Gauge(label: "saga_timer_lag_seconds")
     let stuck = Gauge(label: "saga_stuck_sagas")
+    let parked = Gauge(label: "saga_parked_sagas")
+    let consumerLag = Gauge(label: "saga_consumer_lag_messages")
 
     func record(_ report: InboundBatchReport) {
         batchSize.record(report.messages)
@@ -59,7 +61,9 @@ struct EngineMetrics: Sendable {
 
     /// Samples what is read from the database (backlog, timer lag, stuck sagas) every `interval`,
     /// and updates the readiness the samples tell, until the task is cancelled.
-    func sample(store: SagaStore, producer: KafkaProducer, every interval: Duration, health: Health) async {
+    func sample(
+        store: SagaStore, consumer: KafkaConsumer, producer: KafkaProducer, every interval: Duration, health: Health
+    ) async {
         // The first sample after a second: the store's pool starts beside this.
         try? await Task.sleep(for: .seconds(1))
         while !Task.isCancelled {
@@ -72,10 +76,12 @@ struct EngineMetrics: Sendable {
                 outboxOldest.record(Double(backlog.oldestAge) / 1000)
                 timerLag.record(Double(try await store.oldestDueTimerLag(now: now)) / 1000)
                 stuck.record(try await store.stuckSagaCount())
+                parked.record(try await store.parkedSagaCount())
             } catch {
                 health.setDatabase(false)
             }
             health.setProducer(producer.fatalError == nil)
+            consumerLag.record(consumer.lag().values.reduce(0, +))
             try? await Task.sleep(for: interval)
         }
     }

@@ -123,7 +123,8 @@ struct Sagad {
                 service: ClosureService {
                     await cancelWhenGracefulShutdown {
                         await metrics.sample(
-                            store: store, producer: producer, every: configuration.metricsInterval, health: health)
+                            store: store, consumer: consumer, producer: producer, every: configuration.metricsInterval,
+                            health: health)
                     }
                 },
                 serviceName: "metrics"),

@@ -299,6 +299,26 @@ struct KafkaIntegrationTests {
         await producer.close()
     }
 
+    @Test("the lag is what the reader has not read yet")
+    func lag() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 1)
+        let producer = try broker.producer()
+        _ = try await sendNumbered(50, to: topic, with: producer)
+        let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group")) {
+            $0.maximumBufferedMessages = 1
+        }
+        try consumer.subscribe(to: [topic])
+        _ = try await collect(20, from: consumer)
+        try await eventually("the lag to show the 30 messages not read") {
+            consumer.lag() == [KafkaTopicPartition(topic: topic, partition: 0): 30]
+        }
+        _ = try await collect(30, from: consumer)
+        try await eventually("the lag to reach 0") { consumer.lag().values.reduce(0, +) == 0 }
+        await consumer.close()
+        await producer.close()
+    }
+
     @Test("a consumer with a small buffer never holds more than it, and still reads everything")
     func backPressure() async throws {
         let broker = try TestBroker()
