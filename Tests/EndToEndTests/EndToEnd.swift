@@ -8,6 +8,10 @@ import Synchronization
 import TestSupport
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// sagad and the example participants as processes, against the PostgreSQL the test command
 /// started (a database per test) and librdkafka's mock cluster in the `kafka-mock-broker`
 /// process; the test drives everything over Kafka and reads the events topic.
@@ -178,14 +182,26 @@ final class EndToEnd: Sendable {
         ]
     }
 
+    /// The port of sagad's HTTP endpoints (metrics, health), chosen at random per test.
+    let httpPort = Int.random(in: 20_000...60_000)
+
+    /// GET `path` on sagad's HTTP port: the status and the body; `nil` when nothing answers.
+    func get(_ path: String) async -> (status: Int, body: String)? {
+        guard let url = URL(string: "http://127.0.0.1:\(httpPort)\(path)"),
+            let (data, response) = try? await URLSession.shared.data(from: url),
+            let http = response as? HTTPURLResponse
+        else { return nil }
+        return (http.statusCode, String(decoding: data, as: UTF8.self))
+    }
+
     /// Starts sagad (its log in `sagad.log`, appended across restarts).
-    func startSagad() throws {
+    func startSagad(definitions: URL? = nil) throws {
         let process = try Self.launch(
             "sagad",
             environment: commonEnvironment.merging(
                 [
-                    "DEFINITIONS_DIRECTORY": directory.appendingPathComponent("definitions").path,
-                    "HTTP_PORT": "0", "LOG_FORMAT": "json", "OUTBOX_POLL_INTERVAL_MS": "200",
+                    "DEFINITIONS_DIRECTORY": (definitions ?? directory.appendingPathComponent("definitions")).path,
+                    "HTTP_PORT": "\(httpPort)", "LOG_FORMAT": "json", "OUTBOX_POLL_INTERVAL_MS": "200",
                     "TIMERS_POLL_INTERVAL_MS": "100", "KAFKA_GROUP": prefix + "sagad",
                     "TOPICS_REQUESTS": topics.requests, "TOPICS_SIGNALS": topics.signals,
                     "TOPICS_REPLIES": topics.replies, "TOPICS_EVENTS": topics.events,
@@ -212,6 +228,16 @@ final class EndToEnd: Sendable {
         guard let process = processes.withLock({ $0.removeValue(forKey: "sagad") }) else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+    }
+
+    /// Waits until sagad exits by itself, and returns its exit status.
+    func sagadExit(timeout: Duration = .seconds(60)) async throws -> Int32 {
+        guard let process = processes.withLock({ $0["sagad"] }) else { return -1 }
+        try await withDeadline(timeout, "sagad to exit") {
+            while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        processes.withLock { _ = $0.removeValue(forKey: "sagad") }
+        return process.terminationStatus
     }
 
     /// Stops sagad with SIGTERM and returns its exit status.

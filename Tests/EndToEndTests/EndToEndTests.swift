@@ -60,6 +60,12 @@ struct EndToEndTests {
                 "shipping": ["REPLY_TWICE": "1"],
             ])
 
+            // sagad is ready once the engine runs and the database answers.
+            try await eventually("sagad to be ready", timeout: .seconds(60)) {
+                await e2e.get("/health/ready")?.status == 200
+            }
+            #expect(await e2e.get("/health/live")?.status == 200)
+
             // 1. A saga completes.
             try await e2e.start("order-ok", input: ["orderId": "ok", "amount": 1200])
             let ok = try await e2e.sagaID("order-ok")
@@ -136,8 +142,27 @@ struct EndToEndTests {
             #expect(try await e2e.database.count("SELECT count(*) FROM inventory_reservations") == 7)
             #expect(try await e2e.database.count("SELECT count(*) FROM inventory_reservations WHERE released") == 4)
 
+            // The metrics say what happened.
+            let metrics = await e2e.get("/metrics")?.body ?? ""
+            #expect(metrics.contains(#"saga_started_total{type="order-fulfillment"} 7"#), "\(metrics.prefix(2000))")
+            #expect(metrics.contains(#"saga_finished_total{type="order-fulfillment",status="completed"} 2"#))
+            #expect(metrics.contains("saga_dead_letters_total 1"))
+
             // A graceful stop exits 0.
             #expect(e2e.stopSagad() == 0)
+        }
+    }
+
+    @Test("a bad definition stops sagad at start, naming the file, the step and the field")
+    func badDefinition() async throws {
+        let bad = orderFulfillment.replacingOccurrences(of: "timeout: 2s", with: "timeout: soon")
+        try await EndToEnd.with(definitions: ["order-fulfillment.yaml": bad]) { e2e in
+            try e2e.startSagad()
+            #expect(try await e2e.sagadExit() == 78)
+            let log = try String(contentsOf: e2e.directory.appendingPathComponent("sagad.log"), encoding: .utf8)
+            #expect(log.contains("order-fulfillment.yaml"), "\(log)")
+            #expect(log.contains("charge-payment"), "\(log)")
+            #expect(log.contains("timeout"), "\(log)")
         }
     }
 
