@@ -17,6 +17,11 @@ public struct KafkaHeader: Sendable, Hashable {
     public var stringValue: String? {
         value.flatMap { String(validating: $0, as: UTF8.self) }
     }
+
+    /// Headers from names and text values, in the order of their names.
+    public static func headers(_ values: [String: String]) -> [KafkaHeader] {
+        values.sorted { $0.key < $1.key }.map { KafkaHeader(name: $0.key, string: $0.value) }
+    }
 }
 
 /// A message to send.
@@ -73,6 +78,13 @@ public struct KafkaMessage: Sendable, Hashable {
     public var keyString: String? { key.flatMap { String(validating: $0, as: UTF8.self) } }
     /// The value of the header `name`, as UTF-8 text.
     public func header(_ name: String) -> String? { headers.first { $0.name == name }?.stringValue }
+    /// The headers by name, as UTF-8 text: the last of a repeated name wins, and a header without a
+    /// value (or whose value is not text) reads as empty.
+    public var headersByName: [String: String] {
+        var byName: [String: String] = [:]
+        for header in headers { byName[header.name] = header.stringValue ?? "" }
+        return byName
+    }
 
     public init(
         topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader],

@@ -82,7 +82,7 @@ public struct InboundProcessor: Sendable {
         var deadLetters: [KafkaOutgoingMessage] = []
         inputs.reserveCapacity(batch.count)
         for message in batch {
-            let headers = Self.headers(of: message)
+            let headers = message.headersByName
             let origin = MessageOrigin(topic: message.topic, partition: message.partition, offset: message.offset)
             do throws(WireError) {
                 let inbound = try SagaWire.decodeInbound(headers: headers, value: message.value)
@@ -240,7 +240,7 @@ public struct InboundProcessor: Sendable {
             record, id: UUID().uuidString.lowercased(), source: settings.source, time: .now, key: nil)
         return KafkaOutgoingMessage(
             topic: settings.topics.deadLetter, key: key, value: Array(wire.value.utf8),
-            headers: wire.headers.sorted { $0.key < $1.key }.map { KafkaHeader(name: $0.key, string: $0.value) })
+            headers: KafkaHeader.headers(wire.headers))
     }
 
     /// The request as its JSON document, for a dead-letter record.
@@ -252,14 +252,6 @@ public struct InboundProcessor: Sendable {
         case .reply(let body): return body.json.jsonText
         case .operatorCommand(let id, let event): return #"{"sagaId":"\#(id)","operator":"\#(event)"}"#
         }
-    }
-
-    /// A message's headers by name (the last of a repeated name wins; a header without a value
-    /// reads as empty).
-    static func headers(of message: KafkaMessage) -> [String: String] {
-        var headers: [String: String] = [:]
-        for header in message.headers { headers[header.name] = header.stringValue ?? "" }
-        return headers
     }
 
     /// Logs what a committed batch published, with the saga id, type, step and attempt as

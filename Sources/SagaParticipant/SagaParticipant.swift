@@ -134,8 +134,7 @@ public final class SagaParticipant: Sendable {
                 let partition = KafkaTopicPartition(topic: message.topic, partition: message.partition)
                 offsets[partition] = max(offsets[partition] ?? 0, message.offset + 1)
             }
-            var headers: [String: String] = [:]
-            for header in message.headers { headers[header.name] = header.stringValue ?? "" }
+            let headers = message.headersByName
             let command: StepCommandMessage
             do {
                 command = try SagaWire.decode(StepCommandMessage.self, headers: headers, value: message.value).1
@@ -150,9 +149,7 @@ public final class SagaParticipant: Sendable {
             let wire = SagaWire.encode(
                 reply, id: "\(command.idempotencyKey)#\(command.attempt)", source: configuration.source, time: nil,
                 subject: command.sagaID, key: command.sagaID)
-            let replyHeaders = wire.headers.sorted { $0.key < $1.key }.map {
-                KafkaHeader(name: $0.key, string: $0.value)
-            }
+            let replyHeaders = KafkaHeader.headers(wire.headers)
             let outgoing = KafkaOutgoingMessage(
                 topic: command.replyTopic, key: Array(command.sagaID.utf8), value: Array(wire.value.utf8),
                 headers: replyHeaders)
@@ -272,14 +269,7 @@ public final class SagaParticipant: Sendable {
         let rows = try await connection.query(
             "SELECT outcome FROM saga_participant_replies WHERE idempotency_key = \(key) FOR UPDATE", logger: logger)
         for try await text in rows.decode(String.self) {
-            let json = try JSONValue(parsing: text)
-            let message = try StepReplyMessage(
-                json: .object([
-                    "sagaId": "-", "step": "-", "action": "execute", "attempt": 1, "idempotencyKey": "-",
-                    "outcome": json["outcome"] ?? .null, "result": json["result"] ?? .null,
-                    "error": json["error"] ?? .null,
-                ]))
-            return message.reply.outcome
+            return try StepReply.Outcome(json: JSONValue(parsing: text))
         }
         return nil
     }
@@ -288,16 +278,10 @@ public final class SagaParticipant: Sendable {
         _ outcome: StepReply.Outcome, key: String, action: StepAction, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws {
-        let json = StepReplyMessage(
-            sagaID: "-", reply: StepReply(step: "-", action: action, attempt: 1, idempotencyKey: key, outcome: outcome)
-        ).json
-        var kept: [String: JSONValue] = ["outcome": json["outcome"] ?? .null]
-        if let result = json["result"] { kept["result"] = result }
-        if let error = json["error"] { kept["error"] = error }
         try await connection.query(
             """
             INSERT INTO saga_participant_replies (idempotency_key, action, outcome)
-            VALUES (\(key), \(action.rawValue), \(JSONValue.object(kept).jsonText))
+            VALUES (\(key), \(action.rawValue), \(outcome.json.jsonText))
             """, logger: logger)
     }
 }

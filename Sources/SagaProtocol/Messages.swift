@@ -265,17 +265,7 @@ public struct StepReplyMessage: SagaMessageBody {
         let attempt = try reader.integer("attempt")
         guard attempt >= 1 else { throw WireError(field: "attempt", reason: "must be 1 or more") }
         let key = try reader.text("idempotencyKey")
-        let outcome: StepReply.Outcome
-        switch try reader.oneOf("outcome", ReplyOutcome.self) {
-        case .success:
-            outcome = .success(result: reader.optional("result") ?? .emptyObject)
-        case .failure:
-            let error = try reader.object("error")
-            outcome = .failure(
-                StepError(
-                    code: try error.text("code"), message: try error.optionalString("message") ?? "",
-                    retryable: try error.bool("retryable")))
-        }
+        let outcome = try StepReply.Outcome(reader)
         reply = StepReply(step: step, action: action, attempt: attempt, idempotencyKey: key, outcome: outcome)
     }
 
@@ -286,14 +276,7 @@ public struct StepReplyMessage: SagaMessageBody {
         object["action"] = reply.action.rawValue
         object["attempt"] = reply.attempt
         object["idempotencyKey"] = reply.idempotencyKey
-        switch reply.outcome {
-        case .success(let result):
-            object["outcome"] = ReplyOutcome.success.rawValue
-            object["result"] = result
-        case .failure(let error):
-            object["outcome"] = ReplyOutcome.failure.rawValue
-            object["error"] = StepReplyMessage.json(error)
-        }
+        reply.outcome.write(into: &object)
         return object.value
     }
 
@@ -307,5 +290,45 @@ public struct StepReplyMessage: SagaMessageBody {
 
     enum ReplyOutcome: String, CaseIterable {
         case success, failure
+    }
+}
+
+extension StepReply.Outcome {
+    /// The outcome's part of a reply document: `{"outcome": "success", "result": …}` or
+    /// `{"outcome": "failure", "error": {code, message, retryable}}`. A participant keeps it to
+    /// answer a repeated command with the first reply.
+    public var json: JSONValue {
+        var object = ObjectBuilder()
+        write(into: &object)
+        return object.value
+    }
+
+    /// Reads what ``json`` wrote (or the same members of a whole reply).
+    public init(json: JSONValue) throws(WireError) {
+        try self.init(FieldReader(json))
+    }
+
+    init(_ reader: FieldReader) throws(WireError) {
+        switch try reader.oneOf("outcome", StepReplyMessage.ReplyOutcome.self) {
+        case .success:
+            self = .success(result: reader.optional("result") ?? .emptyObject)
+        case .failure:
+            let error = try reader.object("error")
+            self = .failure(
+                StepError(
+                    code: try error.text("code"), message: try error.optionalString("message") ?? "",
+                    retryable: try error.bool("retryable")))
+        }
+    }
+
+    func write(into object: inout ObjectBuilder) {
+        switch self {
+        case .success(let result):
+            object["outcome"] = StepReplyMessage.ReplyOutcome.success.rawValue
+            object["result"] = result
+        case .failure(let error):
+            object["outcome"] = StepReplyMessage.ReplyOutcome.failure.rawValue
+            object["error"] = StepReplyMessage.json(error)
+        }
     }
 }

@@ -101,7 +101,7 @@ final class EngineHarness: Sendable {
     func answer(_ batch: [KafkaMessage]) async throws {
         for message in batch {
             let (_, command) = try SagaWire.decode(
-                StepCommandMessage.self, headers: headers(message), value: message.value)
+                StepCommandMessage.self, headers: message.headersByName, value: message.value)
             commands.withLock { $0.append(command) }
             let answer = behaviour.withLock { $0 }
             guard let outcome = answer(command) else { continue }
@@ -126,7 +126,7 @@ final class EngineHarness: Sendable {
         try await closing(consumer) {
             for await batch in consumer.batches() {
                 let decoded = try batch.map { message in
-                    try SagaWire.decode(SagaEventMessage.self, headers: headers(message), value: message.value).1
+                    try SagaWire.decode(SagaEventMessage.self, headers: message.headersByName, value: message.value).1
                 }
                 events.withLock { $0.append(contentsOf: decoded) }
             }
@@ -139,15 +139,11 @@ final class EngineHarness: Sendable {
         try await closing(consumer) {
             for await batch in consumer.batches() {
                 let decoded = try batch.map { message in
-                    try SagaWire.decode(DeadLetterRecord.self, headers: headers(message), value: message.value).1
+                    try SagaWire.decode(DeadLetterRecord.self, headers: message.headersByName, value: message.value).1
                 }
                 deadLetters.withLock { $0.append(contentsOf: decoded) }
             }
         }
-    }
-
-    func headers(_ message: KafkaMessage) -> [String: String] {
-        Dictionary(message.headers.map { ($0.name, $0.stringValue ?? "") }, uniquingKeysWith: { _, last in last })
     }
 
     /// Sends a protocol message to the topic it belongs on.
@@ -179,7 +175,7 @@ final class EngineHarness: Sendable {
         _ = try await producer.send(
             KafkaOutgoingMessage(
                 topic: topic, key: key.map { Array($0.utf8) }, value: Array(value.utf8),
-                headers: headers.map { KafkaHeader(name: $0.key, string: $0.value) }))
+                headers: KafkaHeader.headers(headers)))
     }
 
     /// Waits for an event of a saga (by the start's idempotency key, or the saga id) and returns it.

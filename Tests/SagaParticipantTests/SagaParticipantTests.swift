@@ -53,10 +53,8 @@ struct SagaParticipantTests {
                     try consumer.subscribe(to: [topics.replies])
                     for await batch in consumer.batches() {
                         for message in batch {
-                            var headers: [String: String] = [:]
-                            for header in message.headers { headers[header.name] = header.stringValue ?? "" }
                             let reply = try SagaWire.decode(
-                                StepReplyMessage.self, headers: headers, value: message.value
+                                StepReplyMessage.self, headers: message.headersByName, value: message.value
                             ).1
                             replies.list.withLock { $0.append(reply) }
                         }
@@ -69,7 +67,7 @@ struct SagaParticipantTests {
                         KafkaOutgoingMessage(
                             topic: topics.commands(for: "payments"), key: Array(command.sagaID.utf8),
                             value: Array(wire.value.utf8),
-                            headers: wire.headers.map { KafkaHeader(name: $0.key, string: $0.value) }))
+                            headers: KafkaHeader.headers(wire.headers)))
                 }
                 try await body(send, replies)
                 group.cancelAll()
