@@ -272,9 +272,7 @@ final class EndToEnd: Sendable {
         do {
             for await batch in consumer.batches() {
                 let bodies = try batch.map { message in
-                    var headers: [String: String] = [:]
-                    for header in message.headers { headers[header.name] = header.stringValue ?? "" }
-                    return try SagaWire.decode(Body.self, headers: headers, value: message.value).1
+                    try SagaWire.decode(Body.self, headers: message.headersByName, value: message.value).1
                 }
                 append(bodies)
             }
@@ -295,7 +293,7 @@ final class EndToEnd: Sendable {
         _ = try await producer.send(
             KafkaOutgoingMessage(
                 topic: topic, key: Array(key.utf8), value: Array(value.utf8),
-                headers: headers.map { KafkaHeader(name: $0.key, string: $0.value) }))
+                headers: KafkaHeader.headers(headers)))
     }
 
     func start(_ key: String, input: JSONValue) async throws {
@@ -344,14 +342,19 @@ final class EndToEnd: Sendable {
     }
 
     /// The steps of saga `id` that started or were compensated, in order: `reserve-inventory`,
-    /// `-charge-payment` for a compensation.
+    /// `-charge-payment` for a compensation. Another attempt of the same step (a retry, when a busy
+    /// machine made an attempt time out) is not listed again.
     func timeline(of id: String) -> [String] {
-        events(of: id).compactMap { event in
+        var steps: [String] = []
+        for event in events(of: id) {
+            let entry: String?
             switch event.event {
-            case "step.started": return event.step
-            case "step.compensation-started": return event.step.map { "-" + $0 }
-            default: return nil
+            case "step.started": entry = event.step
+            case "step.compensation-started": entry = event.step.map { "-" + $0 }
+            default: entry = nil
             }
+            if let entry, entry != steps.last { steps.append(entry) }
         }
+        return steps
     }
 }

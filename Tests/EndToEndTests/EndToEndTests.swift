@@ -23,8 +23,8 @@ let orderFulfillment = """
           participant: payments
           type: payments.charge
           compensation: payments.refund
-          timeout: 2s
-          compensationTimeout: 20s
+          timeout: 4s
+          compensationTimeout: 30s
           retry: {maxAttempts: 2, backoff: fixed, initial: 200ms}
           nonRetryableErrors: [PAYMENTS_REFUSED]
       - name: manager-approval
@@ -55,7 +55,7 @@ struct EndToEndTests {
                 "inventory": ["REPLY_TWICE": "1"],
                 "payments": [
                     "REPLY_TWICE": "1", "FAIL_COMMANDS": "payments.charge", "FAIL_WHEN": "orderId=declined",
-                    "SLOW_MS": "5000", "SLOW_WHEN": "orderId=slow",
+                    "SLOW_MS": "15000", "SLOW_WHEN": "orderId=slow",
                 ],
                 "shipping": ["REPLY_TWICE": "1"],
             ])
@@ -155,7 +155,7 @@ struct EndToEndTests {
 
     @Test("a bad definition stops sagad at start, naming the file, the step and the field")
     func badDefinition() async throws {
-        let bad = orderFulfillment.replacingOccurrences(of: "timeout: 2s", with: "timeout: soon")
+        let bad = orderFulfillment.replacingOccurrences(of: "timeout: 4s", with: "timeout: soon")
         try await EndToEnd.with(definitions: ["order-fulfillment.yaml": bad]) { e2e in
             try e2e.startSagad()
             #expect(try await e2e.sagadExit() == 78)
