@@ -26,6 +26,13 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The CPU time of the whole process, in seconds. */
+static double cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     (void)opaque;
@@ -112,13 +119,24 @@ int main(int argc, char **argv) {
     rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_subscribe(rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
-    long received = 0;
-    double start = 0;
+    long received = 0, untimed = 0;
+    double start = 0, cpu_start = 0;
+    /* DRAIN_MS: after the first message, let librdkafka fetch for this long before the clock
+     * starts, so that what is timed is the reader alone, not the broker. */
+    long drain = getenv("DRAIN_MS") ? atol(getenv("DRAIN_MS")) : 0;
     while (received < count) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         if (!m->err) {
-            if (received == 0) start = now();
+            if (received == 0) {
+                if (drain > 0) {
+                    struct timespec pause = {drain / 1000, (drain % 1000) * 1000000L};
+                    nanosleep(&pause, NULL);
+                    untimed = 1;
+                }
+                start = now();
+                cpu_start = cpu();
+            }
             received++;
             /* The same work as the wrapper: read the headers and the timestamp, and copy the key
              * and the value out of librdkafka's buffers. */
@@ -143,8 +161,10 @@ int main(int argc, char **argv) {
         }
         rd_kafka_message_destroy(m);
     }
-    double seconds = now() - start;
-    printf("consume %ld messages in %.3f s: %.0f msg/s\n", count, seconds, count / seconds);
+    double seconds = now() - start, cpu_seconds = cpu() - cpu_start;
+    long timed = received - untimed;
+    printf("consume %ld messages in %.3f s: %.0f msg/s, CPU %.0f ns/msg\n", timed, seconds, timed / seconds,
+           cpu_seconds * 1e9 / timed);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return 0;

@@ -140,54 +140,96 @@ public final class KafkaConsumer: Sendable {
         /// member's comes out.
         mutating func next(core: Core) -> Next {
             while true {
-                if let pointer = reading?.pop() {
-                    defer { rd_kafka_message_destroy(pointer) }
-                    if let message = handOut(pointer) { return .message(message) }
+                if var taken = reading.take() {
+                    if let message = handOutNext(of: &taken) {
+                        reading = taken
+                        return .message(message)
+                    }
                     continue
                 }
-                reading = nil
-                if !early.isEmpty {
-                    let message = early.removeFirst()
-                    let partition = KafkaTopicPartition(topic: message.topic, partition: message.partition)
-                    if assignment[partition] == message.assignmentEpoch { return .message(message) }
-                    continue
+                switch refill(core: core) {
+                case .reading: continue
+                case .message(let message): return .message(message)
+                case .none: return .none
+                case .ended: return .ended
                 }
-                if let handed {
-                    reading = handed
-                    self.handed = nil
-                    continue
-                }
-                guard !ended, !released else { return .ended }
-                guard !taking else { return .none }
-                let count = rd_kafka_consume_batch_queue(
-                    core.messages.pointer, 0, core.readerSlots.pointer, core.batchLimit)
-                guard count > 0 else { return .none }
-                reading = Taken(core.readerSlots, count: count, under: self)
-                mostBuffered = max(mostBuffered, count)
             }
         }
 
-        /// `pointer` copied out, when it is a message of a partition still assigned under the
-        /// assignment it was taken under.
-        private mutating func handOut(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>)
-            -> KafkaMessage?
-        {
-            guard let reading else { return nil }
-            let raw = pointer.pointee
-            if raw.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                if raw.err != RD_KAFKA_RESP_ERR__PARTITION_EOF { fetchErrors.append(raw.err) }
-                return nil
+        /// Appends the reader's next messages to `batch`, up to `limit` in all, as ``next(core:)``
+        /// would hand them out one by one; `true` when the consumer ended.
+        mutating func fill(_ batch: inout [KafkaMessage], limit: Int, core: Core) -> Bool {
+            while batch.count < limit {
+                if var taken = reading.take() {
+                    while batch.count < limit, let message = handOutNext(of: &taken) { batch.append(message) }
+                    if batch.count == limit { reading = taken }
+                    continue
+                }
+                switch refill(core: core) {
+                case .reading: continue
+                case .message(let message): batch.append(message)
+                case .none: return false
+                case .ended: return true
+                }
             }
-            cache.use(reading.generation)
-            let (topic, epoch) = cache.lookup(raw.rkt, raw.partition, in: reading.assignment)
-            guard let epoch else { return nil }
+            return false
+        }
+
+        /// What ``refill(core:)`` found.
+        private enum Refill {
+            /// Messages to read, in ``reading``.
+            case reading
+            /// A message that reached the group's queue.
+            case message(KafkaMessage)
+            case none
+            case ended
+        }
+
+        /// Once ``reading`` is done: a message that reached the group's queue, the messages the
+        /// event thread took for the reader, or those librdkafka holds now (taken without waiting).
+        private mutating func refill(core: Core) -> Refill {
+            while !early.isEmpty {
+                let message = early.removeFirst()
+                let partition = KafkaTopicPartition(topic: message.topic, partition: message.partition)
+                if assignment[partition] == message.assignmentEpoch { return .message(message) }
+            }
+            if let handed {
+                reading = handed
+                self.handed = nil
+                return .reading
+            }
+            guard !ended, !released else { return .ended }
+            guard !taking else { return .none }
+            let count = rd_kafka_consume_batch_queue(
+                core.messages.pointer, 0, core.readerSlots.pointer, core.batchLimit)
+            guard count > 0 else { return .none }
+            reading = Taken(core.readerSlots, count: count, under: self)
+            mostBuffered = max(mostBuffered, count)
+            return .reading
+        }
+
+        /// The next message of `taken` that may be handed out, copied out: one of a partition still
+        /// assigned under the assignment it was taken under. `taken` is moved out of ``reading``
+        /// meanwhile, so nothing of it is copied per message.
+        private mutating func handOutNext(of taken: inout Taken) -> KafkaMessage? {
+            cache.use(taken.generation)
             // A rebalance since the messages were taken: is the partition still this member's?
-            if reading.generation != generation
-                && assignment[KafkaTopicPartition(topic: topic, partition: raw.partition)] != epoch
-            {
-                return nil
+            let rebalanced = taken.generation != generation
+            while let pointer = taken.pop() {
+                defer { rd_kafka_message_destroy(pointer) }
+                let raw = pointer.pointee
+                if raw.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    if raw.err != RD_KAFKA_RESP_ERR__PARTITION_EOF { fetchErrors.append(raw.err) }
+                    continue
+                }
+                let (topic, epoch) = cache.lookup(raw.rkt, raw.partition, in: taken.assignment)
+                guard let epoch else { continue }
+                if rebalanced && assignment[KafkaTopicPartition(topic: topic, partition: raw.partition)] != epoch {
+                    continue
+                }
+                return KafkaConsumer.copy(pointer, topic: topic, epoch: epoch)
             }
-            return KafkaConsumer.copy(pointer, topic: topic, epoch: epoch)
+            return nil
         }
     }
 
@@ -510,16 +552,7 @@ public final class KafkaConsumer: Sendable {
         let (batch, errors) = core.state.withLock { state -> ([KafkaMessage]?, [rd_kafka_resp_err_t]) in
             var batch: [KafkaMessage] = []
             batch.reserveCapacity(min(limit, core.batchLimit))
-            var ended = false
-            taking: while batch.count < limit {
-                switch state.next(core: core) {
-                case .message(let message): batch.append(message)
-                case .none: break taking
-                case .ended:
-                    ended = true
-                    break taking
-                }
-            }
+            let ended = state.fill(&batch, limit: limit, core: core)
             let result = ended && batch.isEmpty ? nil : batch
             guard !state.fetchErrors.isEmpty else { return (result, []) }
             defer { state.fetchErrors.removeAll() }
@@ -539,7 +572,8 @@ public final class KafkaConsumer: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let wait = core.state.withLock { state -> Bool in
-                    guard state.handed == nil, state.early.isEmpty, !state.ended, !state.released, !Task.isCancelled
+                    guard state.reading == nil, state.handed == nil, state.early.isEmpty, !state.ended, !state.released,
+                        !Task.isCancelled
                     else {
                         return false
                     }

@@ -35,35 +35,59 @@ let extraProperties: [String: String] = Dictionary(
         return parts.count == 2 ? (parts[0], parts[1]) : nil
     }, uniquingKeysWith: { _, last in last })
 
+/// The CPU time of the whole process, in seconds.
+func cpuSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-/// Reads `count` messages and returns the seconds from the first to the last. Off the main actor,
+/// Reads `count` messages and returns the seconds from the first to the last, and how many messages
+/// that time covers, and the process's CPU time over it. Off the main actor,
 /// as a service's reader task is. In batches (`consumer.batches()`, as the engine reads), or one
 /// message at a time (`consumer.messages`) with CONSUME_BATCH=1.
-nonisolated func readAll(_ count: Int, from consumer: KafkaConsumer) async -> Double {
+nonisolated func readAll(_ count: Int, from consumer: KafkaConsumer) async -> (seconds: Double, count: Int, cpu: Double)
+{
     let clock = ContinuousClock()
     var start: ContinuousClock.Instant?
+    var cpuStart = 0.0
     var received = 0
+    var untimed = 0
     var bytes = 0
-    let batchSize = ProcessInfo.processInfo.environment["CONSUME_BATCH"].flatMap(Int.init) ?? 512
+    let environment = ProcessInfo.processInfo.environment
+    let batchSize = environment["CONSUME_BATCH"].flatMap(Int.init) ?? 512
+    // DRAIN_MS: after the first message, let librdkafka fetch for this long before the clock starts,
+    // so that what is timed is the reader alone, not the broker.
+    let drain = environment["DRAIN_MS"].flatMap(Int.init).map { Duration.milliseconds($0) }
+    func started(holding held: Int) async {
+        guard start == nil else { return }
+        if let drain {
+            try? await Task.sleep(for: drain)
+            untimed = held
+        }
+        start = clock.now
+        cpuStart = cpuSeconds()
+    }
     if batchSize > 1 {
         for await batch in consumer.batches(maximumCount: batchSize) {
-            if start == nil { start = clock.now }
+            await started(holding: batch.count)
             for message in batch { bytes += message.value?.count ?? 0 }
             received += batch.count
             if received >= count { break }
         }
     } else {
         for await message in consumer.messages {
-            if start == nil { start = clock.now }
+            await started(holding: 1)
             received += 1
             bytes += message.value?.count ?? 0
             if received == count { break }
         }
     }
-    return seconds(clock.now - (start ?? clock.now))
+    return (seconds(clock.now - (start ?? clock.now)), received - untimed, cpuSeconds() - cpuStart)
 }
 
 if mode == "create" {
@@ -115,7 +139,11 @@ if mode == "create" {
     configuration.client.properties = extraProperties
     let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     try consumer.subscribe(to: [topic])
-    let elapsed = await readAll(count, from: consumer)
-    print(String(format: "consume %d messages in %.3f s: %.0f msg/s", count, elapsed, Double(count) / elapsed))
+    let (elapsed, timed, cpu) = await readAll(count, from: consumer)
+    print(
+        String(
+            format: "consume %d messages in %.3f s: %.0f msg/s, CPU %.0f ns/msg", timed, elapsed,
+            Double(timed) / elapsed,
+            cpu * 1e9 / Double(timed)))
     await consumer.close()
 }
