@@ -84,7 +84,8 @@ import statistics, sys
 rates = {}
 for line in open(sys.argv[1]):
     words = line.split()
-    rates.setdefault((words[0], words[3], words[1]), {})[words[2]] = float(words[words.index("msg/s") - 1])
+    rate = next(i for i, word in enumerate(words) if word.startswith("msg/s"))
+    rates.setdefault((words[0], words[3], words[1]), {})[words[2]] = float(words[rate - 1])
 for broker in ("mock", "tansu"):
     for mode in ("produce", "consume"):
         c, swift = rates.get((broker, mode, "c")), rates.get((broker, mode, "swift"))

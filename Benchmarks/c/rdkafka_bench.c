@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         while (delivered + failed < 1) rd_kafka_poll(rk, 10);
         delivered = failed = 0;
-        double start = now();
+        double start = now(), cpu_start = cpu();
         for (long i = 0; i < count; i++) {
             int n = snprintf(key, sizeof(key), "key-%ld", i % 64);
             while (1) {
@@ -101,8 +101,9 @@ int main(int argc, char **argv) {
             rd_kafka_poll(rk, 0);
         }
         while (delivered + failed < count) rd_kafka_poll(rk, 100);
-        double seconds = now() - start;
-        printf("produce %ld messages in %.3f s: %.0f msg/s (%ld failed)\n", count, seconds, count / seconds, failed);
+        double seconds = now() - start, cpu_seconds = cpu() - cpu_start;
+        printf("produce %ld messages in %.3f s: %.0f msg/s, CPU %.0f ns/msg (%ld failed)\n", count, seconds,
+               count / seconds, cpu_seconds * 1e9 / count, failed);
         rd_kafka_destroy(rk);
         free(value);
         return failed ? 1 : 0;

@@ -108,6 +108,7 @@ if mode == "create" {
     _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: keys[0], value: value))
     let clock = ContinuousClock()
     let start = clock.now
+    let cpuStart = cpuSeconds()
     let failed = await withTaskGroup(of: Int.self) { group in
         var failed = 0
         var next = 0
@@ -129,8 +130,8 @@ if mode == "create" {
     let elapsed = seconds(clock.now - start)
     print(
         String(
-            format: "produce %d messages in %.3f s: %.0f msg/s (%d failed)", count, elapsed, Double(count) / elapsed,
-            failed))
+            format: "produce %d messages in %.3f s: %.0f msg/s, CPU %.0f ns/msg (%d failed)", count, elapsed,
+            Double(count) / elapsed, (cpuSeconds() - cpuStart) * 1e9 / Double(count), failed))
     await producer.close()
     exit(failed == 0 ? 0 : 1)
 } else {
