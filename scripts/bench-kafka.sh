@@ -74,24 +74,38 @@ tansu_bootstrap=$(deploy/local/tansu.sh start "$tansu_dir")
 export LD_LIBRARY_PATH="$libdir"
 run tansu "$tansu_bootstrap" tansu_topic
 
-# Medians: "<broker> <program> <round> <mode> <count> messages in <s> s: <rate> msg/s ...". Next to
-# the ratio of the medians, the median of each round's ratio (C and Swift ran one after the other,
-# so a slow spell of the machine weighs on both).
+# Medians: "<broker> <program> <round> <mode> <count> messages in <s> s: <rate> msg/s, CPU <n> ns/msg".
+# Next to the ratio of the medians, the median of each round's ratio (C and Swift ran one after the
+# other, so a slow spell of the machine weighs on both) with the middle half of those ratios, and
+# the median CPU time per message of each program.
 echo
 echo "median msg/s over $rounds rounds:"
 python3 - "$results" <<'PYTHON'
-import statistics, sys
-rates = {}
+import re, statistics, sys
+rates, cpus = {}, {}
 for line in open(sys.argv[1]):
     words = line.split()
     rate = next(i for i, word in enumerate(words) if word.startswith("msg/s"))
-    rates.setdefault((words[0], words[3], words[1]), {})[words[2]] = float(words[rate - 1])
+    key = (words[0], words[3], words[1])
+    rates.setdefault(key, {})[words[2]] = float(words[rate - 1])
+    cpu = re.search(r"CPU (\d+) ns/msg", line)
+    if cpu:
+        cpus.setdefault(key, []).append(float(cpu.group(1)))
+def spread(values):
+    """The lowest and highest of the middle half."""
+    ordered = sorted(values)
+    quarter = len(ordered) // 4
+    return ordered[quarter], ordered[len(ordered) - 1 - quarter]
 for broker in ("mock", "tansu"):
     for mode in ("produce", "consume"):
         c, swift = rates.get((broker, mode, "c")), rates.get((broker, mode, "swift"))
         if c and swift:
-            paired = statistics.median(swift[r] / c[r] for r in c if r in swift)
+            ratios = [swift[r] / c[r] for r in c if r in swift]
+            low, high = spread(ratios)
+            c_cpu = statistics.median(cpus.get((broker, mode, "c"), [0]))
+            swift_cpu = statistics.median(cpus.get((broker, mode, "swift"), [0]))
             c, swift = statistics.median(c.values()), statistics.median(swift.values())
             print(f"{broker:6} {mode:8} C {c:>10,.0f}  Swift {swift:>10,.0f}  Swift/C {swift / c:6.0%}"
-                  f"  (median of the rounds' ratios {paired:.0%})")
+                  f"  (rounds' ratios: median {statistics.median(ratios):.0%}, middle half {low:.0%}–{high:.0%};"
+                  f" CPU per message C {c_cpu:.0f} ns, Swift {swift_cpu:.0f} ns)")
 PYTHON
