@@ -72,6 +72,9 @@ public final class KafkaConsumer: Sendable {
             generation = state.generation
         }
 
+        /// Whether messages remain to be handed out or destroyed.
+        var hasMore: Bool { next < messages.count }
+
         /// The next message, now the caller's to destroy.
         mutating func pop() -> UnsafeMutablePointer<rd_kafka_message_t>? {
             guard next < messages.count else { return nil }
@@ -116,7 +119,7 @@ public final class KafkaConsumer: Sendable {
         var lastError: KafkaError?
         /// The reader, waiting because librdkafka held no message.
         var waiter: CheckedContinuation<Void, Never>?
-        /// The messages the reader hands out, one at a time.
+        /// The messages the reader is handing out, in order; moved out while it hands them out.
         var reading: Taken?
         /// Messages the event thread took for the waiting reader.
         var handed: Taken?
@@ -142,7 +145,7 @@ public final class KafkaConsumer: Sendable {
             while true {
                 if var taken = reading.take() {
                     if let message = handOutNext(of: &taken) {
-                        reading = taken
+                        if taken.hasMore { reading = taken }
                         return .message(message)
                     }
                     continue
@@ -162,7 +165,7 @@ public final class KafkaConsumer: Sendable {
             while batch.count < limit {
                 if var taken = reading.take() {
                     while batch.count < limit, let message = handOutNext(of: &taken) { batch.append(message) }
-                    if batch.count == limit { reading = taken }
+                    if taken.hasMore { reading = taken }
                     continue
                 }
                 switch refill(core: core) {
@@ -188,6 +191,7 @@ public final class KafkaConsumer: Sendable {
         /// Once ``reading`` is done: a message that reached the group's queue, the messages the
         /// event thread took for the reader, or those librdkafka holds now (taken without waiting).
         private mutating func refill(core: Core) -> Refill {
+            assert(reading == nil, "refill would drop the messages still in reading")
             while !early.isEmpty {
                 let message = early.removeFirst()
                 let partition = KafkaTopicPartition(topic: message.topic, partition: message.partition)
