@@ -46,10 +46,10 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-/// Reads `count` messages and returns the seconds from the first to the last, and how many messages
-/// that time covers, and the process's CPU time over it. Off the main actor,
-/// as a service's reader task is. In batches (`consumer.batches()`, as the engine reads), or one
-/// message at a time (`consumer.messages`) with CONSUME_BATCH=1.
+/// Reads `count` messages; returns the seconds from the first timed message to the last, how many
+/// messages that time covers, and the process's CPU time over it. Off the main actor, as a
+/// service's reader task is. In batches (`consumer.batches()`, as the engine reads), or one message
+/// at a time (`consumer.messages`) with CONSUME_BATCH=1.
 nonisolated func readAll(_ count: Int, from consumer: KafkaConsumer) async -> (seconds: Double, count: Int, cpu: Double)
 {
     let clock = ContinuousClock()
