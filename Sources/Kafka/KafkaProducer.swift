@@ -183,7 +183,10 @@ public final class KafkaProducer: Sendable {
             let opaque = batch << Self.indexBits | UInt(index)
             guard let failure = produce(messages[index], opaque: opaque) else {
                 index += 1
-                serveReports()
+                // Reports are served every 64 messages and once at the end, not after each
+                // message: each look at the queue takes its lock, which librdkafka's threads
+                // need to hand the reports over.
+                if index & 63 == 0 { serveReports() }
                 continue
             }
             if rd_kafka_error_code(failure) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
@@ -203,6 +206,7 @@ public final class KafkaProducer: Sendable {
             core.state.withLock { $0.batches[batch]?.failed(index, error) }
             index += 1
         }
+        serveReports()
         stopProducing()
         let idle = core.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.inSend -= 1
