@@ -180,31 +180,18 @@ public final class KafkaProducer: Sendable {
                     break
                 }
             }
-            let opaque = batch << Self.indexBits | UInt(index)
-            guard let failure = produce(messages[index], opaque: opaque) else {
-                index += 1
-                // Reports are served every 64 messages and once at the end, not after each
-                // message: each look at the queue takes its lock, which librdkafka's threads
-                // need to hand the reports over.
-                if index & 63 == 0 { serveReports() }
-                continue
-            }
-            if rd_kafka_error_code(failure) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                rd_kafka_error_destroy(failure)
-                // Reports waiting to be served hold room; without any, wait for room while the
-                // event thread serves them.
-                if serveReports() { continue }
-                // The sender keeps its turn: the others would find the queue full as well.
-                core.senderServes.store(false, ordering: .releasing)
-                core.senderStopped.signal()
-                await waitForRoom()
-                core.senderServes.store(true, ordering: .releasing)
-                checked = false
-                continue
-            }
-            let error = KafkaError(consuming: failure)
-            core.state.withLock { $0.batches[batch]?.failed(index, error) }
-            index += 1
+            // The messages are read in place (see `produce`).
+            let queueFull = messages.withUnsafeBufferPointer { produceUntilFull($0, from: &index, batch: batch) }
+            guard queueFull else { continue }
+            // Reports waiting to be served hold room; without any, wait for room while the event
+            // thread serves them.
+            if serveReports() { continue }
+            // The sender keeps its turn: the others would find the queue full as well.
+            core.senderServes.store(false, ordering: .releasing)
+            core.senderStopped.signal()
+            await waitForRoom()
+            core.senderServes.store(true, ordering: .releasing)
+            checked = false
         }
         serveReports()
         stopProducing()
@@ -227,6 +214,35 @@ public final class KafkaProducer: Sendable {
         }
         let finished = core.state.withLock { $0.batches.removeValue(forKey: batch) }
         return KafkaDeliveryReports(messages: messages, batch: finished ?? Batch(count: messages.count))
+    }
+
+    /// Hands `messages` to librdkafka from `index` on, counting `index` up, until all are queued
+    /// (or failed), the producer is closing, or librdkafka's queue is full. Returns whether it
+    /// stopped at a full queue; the message at `index` is then still to be sent.
+    private func produceUntilFull(
+        _ messages: UnsafeBufferPointer<KafkaOutgoingMessage>, from index: inout Int, batch: UInt
+    ) -> Bool {
+        while index < messages.count {
+            if core.closing.load(ordering: .acquiring) { return false }
+            guard let failure = produce(messages.baseAddress! + index, opaque: batch << Self.indexBits | UInt(index))
+            else {
+                index += 1
+                // Reports are served every 64 messages and once at the end, not after each
+                // message: each look at the queue takes its lock, which librdkafka's threads
+                // need to hand the reports over.
+                if index & 63 == 0 { serveReports() }
+                continue
+            }
+            if rd_kafka_error_code(failure) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_error_destroy(failure)
+                return true
+            }
+            let error = KafkaError(consuming: failure)
+            let failed = index
+            core.state.withLock { $0.batches[batch]?.failed(failed, error) }
+            index += 1
+        }
+        return false
     }
 
     /// Takes the turn to hand messages to librdkafka. One sender at a time: librdkafka's produce
@@ -296,12 +312,13 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Hands the message to librdkafka. Returns `nil` when it was queued, else librdkafka's error
-    /// (the caller's to destroy).
-    private func produce(_ message: KafkaOutgoingMessage, opaque: UInt) -> OpaquePointer? {
+    /// (the caller's to destroy). The message is read through a pointer: passed by value, it would
+    /// be copied first (a retain and a release of each of its fields).
+    private func produce(_ message: UnsafePointer<KafkaOutgoingMessage>, opaque: UInt) -> OpaquePointer? {
         var headers: OpaquePointer?
-        if !message.headers.isEmpty {
-            headers = rd_kafka_headers_new(message.headers.count)
-            for header in message.headers {
+        if !message.pointee.headers.isEmpty {
+            headers = rd_kafka_headers_new(message.pointee.headers.count)
+            for header in message.pointee.headers {
                 if let value = header.value {
                     value.withUnsafeBytes { bytes in
                         _ = rd_kafka_header_add(headers, header.name, -1, bytes.baseAddress, bytes.count)
@@ -311,9 +328,9 @@ public final class KafkaProducer: Sendable {
                 }
             }
         }
-        let error: OpaquePointer? = message.topic.withCString { topic in
-            withOptionalBytes(message.key) { key in
-                withOptionalBytes(message.value) { value in
+        let error: OpaquePointer? = message.pointee.topic.withCString { topic in
+            withOptionalBytes(message.pointee.key) { key in
+                withOptionalBytes(message.pointee.value) { value in
                     withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { values in
                         var count = 0
                         func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
@@ -338,7 +355,9 @@ public final class KafkaProducer: Sendable {
                             }
                         }
                         if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
-                        if let partition = message.partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition } }
+                        if let partition = message.pointee.partition {
+                            add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition }
+                        }
                         return rd_kafka_produceva(handle.pointer, values.baseAddress, count)
                     }
                 }
