@@ -76,12 +76,13 @@ run tansu "$tansu_bootstrap" tansu_topic
 
 # Medians: "<broker> <program> <round> <mode> <count> messages in <s> s: <rate> msg/s, CPU <n> ns/msg".
 # Next to the ratio of the medians, the median of each round's ratio (C and Swift ran one after the
-# other, so a slow spell of the machine weighs on both) with the middle half of those ratios, and
-# the median CPU time per message of each program.
+# other, so a slow spell of the machine weighs on both) with the middle half of those ratios and,
+# from six rounds on, a 95 % confidence interval of that median; and the median CPU time per
+# message of each program.
 echo
 echo "median msg/s over $rounds rounds:"
 python3 - "$results" <<'PYTHON'
-import re, statistics, sys
+import math, re, statistics, sys
 rates, cpus = {}, {}
 for line in open(sys.argv[1]):
     words = line.split()
@@ -91,6 +92,18 @@ for line in open(sys.argv[1]):
     cpu = re.search(r"CPU (\d+) ns/msg", line)
     if cpu:
         cpus.setdefault(key, []).append(float(cpu.group(1)))
+def interval(values):
+    """A distribution-free confidence interval of at least 95 % for the median: the k-th lowest
+    and k-th highest value, with k the largest rank that keeps the chance of the true median
+    lying outside at or below 5 % (binomial order statistics)."""
+    ordered, n = sorted(values), len(values)
+    k, tail = 0, 0.0
+    while k < n // 2:
+        tail_next = tail + math.comb(n, k) / 2**n
+        if 2 * tail_next > 0.05:
+            break
+        tail, k = tail_next, k + 1
+    return (ordered[k - 1], ordered[n - k]) if k else (None, None)
 def spread(values):
     """The lowest and highest of the middle half."""
     ordered = sorted(values)
@@ -102,10 +115,12 @@ for broker in ("mock", "tansu"):
         if c and swift:
             ratios = [swift[r] / c[r] for r in c if r in swift]
             low, high = spread(ratios)
+            lowest, highest = interval(ratios)
+            confidence = f", 95 % interval {lowest:.0%}–{highest:.0%}" if lowest else ""
             c_cpu = statistics.median(cpus.get((broker, mode, "c"), [0]))
             swift_cpu = statistics.median(cpus.get((broker, mode, "swift"), [0]))
             c, swift = statistics.median(c.values()), statistics.median(swift.values())
             print(f"{broker:6} {mode:8} C {c:>10,.0f}  Swift {swift:>10,.0f}  Swift/C {swift / c:6.0%}"
-                  f"  (rounds' ratios: median {statistics.median(ratios):.0%}, middle half {low:.0%}–{high:.0%};"
+                  f"  (rounds' ratios: median {statistics.median(ratios):.0%}, middle half {low:.0%}–{high:.0%}{confidence};"
                   f" CPU per message C {c_cpu:.0f} ns, Swift {swift_cpu:.0f} ns)")
 PYTHON
