@@ -37,8 +37,12 @@ run() { # broker-name bootstrap create-topic-command...
         # Each program produces to a topic of its own; then both consume the C program's topic,
         # each in a group of its own: the data a consumer reads (how the producer batched it)
         # changes its pace by as much as a fifth, so both read the same.
+        # Which program goes first alternates from round to round, for producers and consumers:
+        # a broker still busy with the first program's work would otherwise always slow the second.
+        local order="c swift"
+        [ $((round % 2)) = 0 ] && order="swift c"
         local reference=""
-        for program in c swift; do
+        for program in $order; do
             local topic="bench-$program-$round-$RANDOM"
             "$@" "$topic"
             [ "$program" = c ] && reference="$topic"
@@ -47,9 +51,6 @@ run() { # broker-name bootstrap create-topic-command...
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
             echo "$name $program $round $line" >>"$results"
         done
-        # Which consumer reads first alternates from round to round.
-        local order="c swift"
-        [ $((round % 2)) = 0 ] && order="swift c"
         for program in $order; do
             local line
             line=$(KAFKA_PROPERTIES="$consume_properties" "$(binary "$program")" consume "$bootstrap" "$reference" \
