@@ -30,21 +30,24 @@ mock_dir="$PWD/.local/bench-mock"
 tansu_dir="$PWD/.local/bench-tansu"
 trap 'deploy/local/kafka-mock.sh stop "$mock_dir"; deploy/local/tansu.sh stop "$tansu_dir"; rm -f "$results"' EXIT
 
-run() { # broker-name bootstrap create-topic-command...
-    local name="$1" bootstrap="$2"
-    shift 2
+run() { # broker-name: uses <name>_start (prints the bootstrap address), <name>_topic BOOTSTRAP TOPIC, <name>_stop
+    local name="$1"
     for round in $(seq 1 "$rounds"); do
+        # A fresh broker for every round: a broker that keeps every round's topics grows (the mock
+        # cluster to 3.4 GB after 40 rounds), and from about the tenth round on, whichever program
+        # ran second in a round came out at half the speed of the first.
+        local bootstrap
+        bootstrap=$("${name}_start")
         # Each program produces to a topic of its own; then both consume the C program's topic,
         # each in a group of its own: the data a consumer reads (how the producer batched it)
         # changes its pace by as much as a fifth, so both read the same.
-        # Which program goes first alternates from round to round, for producers and consumers:
-        # a broker still busy with the first program's work would otherwise always slow the second.
+        # Which program goes first alternates from round to round, for producers and consumers.
         local order="c swift"
         [ $((round % 2)) = 0 ] && order="swift c"
         local reference=""
         for program in $order; do
             local topic="bench-$program-$round-$RANDOM"
-            "$@" "$topic"
+            "${name}_topic" "$bootstrap" "$topic"
             [ "$program" = c ] && reference="$topic"
             local line
             line=$("$(binary "$program")" produce "$bootstrap" "$topic" "$count" "$size")
@@ -58,22 +61,25 @@ run() { # broker-name bootstrap create-topic-command...
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
             echo "$name $program $round $line" >>"$results"
         done
+        "${name}_stop"
     done
 }
 
 binary() { if [ "$1" = swift ]; then echo Benchmarks/.build/release/kafka-throughput; else echo .build/rdkafka_bench; fi; }
 
-mock_topic() { deploy/local/kafka-mock.sh command "$mock_dir" "topic $1 16"; sleep 0.2; }
-tansu_topic() { Benchmarks/.build/release/kafka-throughput create "$tansu_bootstrap" "$1" 16 -; }
+mock_start() { deploy/local/kafka-mock.sh start "$mock_dir"; }
+mock_topic() { deploy/local/kafka-mock.sh command "$mock_dir" "topic $2 16"; sleep 0.2; }
+mock_stop() { deploy/local/kafka-mock.sh stop "$mock_dir" >/dev/null; }
+tansu_start() { deploy/local/tansu.sh start "$tansu_dir"; }
+tansu_topic() { Benchmarks/.build/release/kafka-throughput create "$1" "$2" 16 -; }
+tansu_stop() { deploy/local/tansu.sh stop "$tansu_dir" >/dev/null; }
 
-bootstrap=$(deploy/local/kafka-mock.sh start "$mock_dir")
-run mock "$bootstrap" mock_topic
+run mock
 
 deploy/local/tansu.sh install
 libdir=$(deploy/local/tansu.sh libdir)
-tansu_bootstrap=$(deploy/local/tansu.sh start "$tansu_dir")
 export LD_LIBRARY_PATH="$libdir"
-run tansu "$tansu_bootstrap" tansu_topic
+run tansu
 
 # Medians: "<broker> <program> <round> <mode> <count> messages in <s> s: <rate> msg/s, CPU <n> ns/msg".
 # Next to the ratio of the medians, the median of each round's ratio (C and Swift ran one after the

@@ -23,7 +23,7 @@ public final class KafkaProducer: Sendable {
         let handle: RdKafkaHandle
         let state = Mutex(State())
         /// Set when `close` begins: senders stop handing messages to librdkafka, whose handle is
-        /// about to be destroyed. Read once per message, without the lock.
+        /// about to be destroyed. Read before each message, without the lock.
         let closing = Atomic(false)
         /// Whether a sender serves the delivery reports now: the one handing messages to librdkafka
         /// serves them itself meanwhile, as librdkafka's own poll loop does (librdkafka frees each
@@ -222,15 +222,20 @@ public final class KafkaProducer: Sendable {
     private func produceUntilFull(
         _ messages: UnsafeBufferPointer<KafkaOutgoingMessage>, from index: inout Int, batch: UInt
     ) -> Bool {
+        var queued = 0
         while index < messages.count {
             if core.closing.load(ordering: .acquiring) { return false }
             guard let failure = produce(messages.baseAddress! + index, opaque: batch << Self.indexBits | UInt(index))
             else {
                 index += 1
-                // Reports are served every 64 messages and once at the end, not after each
-                // message: each look at the queue takes its lock, which librdkafka's threads
-                // need to hand the reports over.
-                if index & 63 == 0 { serveReports() }
+                // Reports are served after every 64 messages queued (and by `send` before it
+                // passes the turn on), not after each one: each look at the queue takes its lock,
+                // which librdkafka's threads need to hand the reports over.
+                queued += 1
+                if queued == 64 {
+                    serveReports()
+                    queued = 0
+                }
                 continue
             }
             if rd_kafka_error_code(failure) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
@@ -312,8 +317,8 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Hands the message to librdkafka. Returns `nil` when it was queued, else librdkafka's error
-    /// (the caller's to destroy). The message is read through a pointer: passed by value, it would
-    /// be copied first (a retain and a release of each of its fields).
+    /// (the caller's to destroy). The message is read in place through a pointer: `messages[index]`
+    /// would copy it out of the array first (a retain and a release of each of its fields).
     private func produce(_ message: UnsafePointer<KafkaOutgoingMessage>, opaque: UInt) -> OpaquePointer? {
         var headers: OpaquePointer?
         if !message.pointee.headers.isEmpty {
