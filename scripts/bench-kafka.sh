@@ -3,7 +3,8 @@
 # on both brokers: the mock cluster (Debian's librdkafka) and Tansu (the current librdkafka from
 # the confluent-kafka wheel). 200,000 messages of 200 bytes: each program produces them to a fresh
 # 16-partition topic of its own, then both consumers read the C program's topic; in rounds
-# (ROUNDS, default 5), then the median of each program's figures and their ratio. Figures on a
+# (ROUNDS, default 5; the target is judged on 15), each on a freshly started broker, then the
+# median of each program's figures and their ratio. Figures on a
 # shared machine move by ±30 % from run to run, for both programs alike: compare medians of the
 # same run, not single figures.
 #
@@ -34,8 +35,8 @@ run() { # broker-name: uses <name>_start (prints the bootstrap address), <name>_
     local name="$1"
     for round in $(seq 1 "$rounds"); do
         # A fresh broker for every round: a broker that keeps every round's topics grows (the mock
-        # cluster to 3.4 GB after 40 rounds), and from about the tenth round on, whichever program
-        # ran second in a round came out at half the speed of the first.
+        # cluster to 3.4 GB in 40 rounds), and from about the tenth round on, whichever program
+        # produced second in a round came out at two thirds of the first one's rate.
         local bootstrap
         bootstrap=$("${name}_start")
         # Each program produces to a topic of its own; then both consume the C program's topic,
