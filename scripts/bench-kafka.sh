@@ -124,7 +124,7 @@ for broker in ("mock", "tansu"):
             ratios = [swift[r] / c[r] for r in c if r in swift]
             low, high = spread(ratios)
             lowest, highest = interval(ratios)
-            confidence = f", 95 % interval {lowest:.0%}–{highest:.0%}" if lowest else ""
+            confidence = f", 95 % interval {lowest:.0%}–{highest:.0%}" if lowest is not None else ""
             c_cpu = statistics.median(cpus.get((broker, mode, "c"), [0]))
             swift_cpu = statistics.median(cpus.get((broker, mode, "swift"), [0]))
             c, swift = statistics.median(c.values()), statistics.median(swift.values())
