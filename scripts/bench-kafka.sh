@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The Kafka wrapper's throughput next to librdkafka's C API doing the same work, in the same run,
 # on both brokers: the mock cluster (Debian's librdkafka) and Tansu (the current librdkafka from
-# the confluent-kafka wheel). 200,000 messages of 200 bytes: each program produces them to a fresh
-# 16-partition topic of its own, then both consumers read the C program's topic; in rounds
-# (ROUNDS, default 5; the target is judged on 15), each on a freshly started broker, then the
-# median of each program's figures and their ratio. Figures on a
+# the confluent-kafka wheel). 200,000 messages of 200 bytes: each program produces them to a
+# 16-partition topic on a freshly started broker of its own, then both consumers read the C
+# program's topic; in rounds (ROUNDS, default 5; the target is judged on 15), then the median of
+# each program's figures and their ratio. Figures on a
 # shared machine move by ±30 % from run to run, for both programs alike: compare medians of the
 # same run, not single figures.
 #
@@ -27,33 +27,39 @@ mkdir -p .build
 gcc -O2 -o .build/rdkafka_bench Benchmarks/c/rdkafka_bench.c $(pkg-config --cflags --libs rdkafka)
 
 results=$(mktemp)
-mock_dir="$PWD/.local/bench-mock"
-tansu_dir="$PWD/.local/bench-tansu"
-trap 'deploy/local/kafka-mock.sh stop "$mock_dir"; deploy/local/tansu.sh stop "$tansu_dir"; rm -f "$results"' EXIT
+work="$PWD/.local/bench-kafka"
+trap 'for p in c swift; do deploy/local/kafka-mock.sh stop "$work/mock-$p"; deploy/local/tansu.sh stop "$work/tansu-$p"; done; rm -f "$results"' EXIT
 
-run() { # broker-name: uses <name>_start (prints the bootstrap address), <name>_topic BOOTSTRAP TOPIC, <name>_stop
+run() { # broker-name: uses <name>_start DIR (prints the bootstrap address), <name>_topic DIR BOOTSTRAP TOPIC,
+    # <name>_stop DIR
     local name="$1"
     for round in $(seq 1 "$rounds"); do
-        # A fresh broker for every round: a broker that keeps every round's topics grows (the mock
-        # cluster to 3.4 GB in 40 rounds), and from about the tenth round on, whichever program
-        # produced second in a round came out at two thirds of the first one's rate.
-        local bootstrap
-        bootstrap=$("${name}_start")
-        # Each program produces to a topic of its own; then both consume the C program's topic,
-        # each in a group of its own: the data a consumer reads (how the producer batched it)
-        # changes its pace by as much as a fifth, so both read the same.
-        # Which program goes first alternates from round to round, for producers and consumers.
+        # Each producer meets a freshly started broker of its own. On a broker kept across rounds
+        # (80 topics grew the mock cluster to 3.4 GB), whichever program produced second came out
+        # at two thirds of the first one's rate from about the tenth round on; on one fresh broker
+        # per round, whichever produced first was the slower, by about a tenth. With a broker
+        # each, neither meets what the other left behind.
+        # Then both consumers read the C program's topic, each in a group of its own: the data a
+        # consumer reads (how the producer batched it) changes its pace by as much as a fifth, so
+        # both read the same. Which program goes first alternates from round to round.
         local order="c swift"
         [ $((round % 2)) = 0 ] && order="swift c"
-        local reference=""
+        local reference="" bootstrap=""
         for program in $order; do
+            local dir="$work/$name-$program" address
+            address=$("${name}_start" "$dir")
             local topic="bench-$program-$round-$RANDOM"
-            "${name}_topic" "$bootstrap" "$topic"
-            [ "$program" = c ] && reference="$topic"
+            "${name}_topic" "$dir" "$address" "$topic"
             local line
-            line=$("$(binary "$program")" produce "$bootstrap" "$topic" "$count" "$size")
+            line=$("$(binary "$program")" produce "$address" "$topic" "$count" "$size")
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
             echo "$name $program $round $line" >>"$results"
+            if [ "$program" = c ]; then
+                reference="$topic"
+                bootstrap="$address"
+            else
+                "${name}_stop" "$dir"
+            fi
         done
         for program in $order; do
             local line
@@ -62,18 +68,18 @@ run() { # broker-name: uses <name>_start (prints the bootstrap address), <name>_
             printf '%-6s %-6s round %d  %s\n' "$name" "$program" "$round" "$line"
             echo "$name $program $round $line" >>"$results"
         done
-        "${name}_stop"
+        "${name}_stop" "$work/$name-c"
     done
 }
 
 binary() { if [ "$1" = swift ]; then echo Benchmarks/.build/release/kafka-throughput; else echo .build/rdkafka_bench; fi; }
 
-mock_start() { deploy/local/kafka-mock.sh start "$mock_dir"; }
-mock_topic() { deploy/local/kafka-mock.sh command "$mock_dir" "topic $2 16"; sleep 0.2; }
-mock_stop() { deploy/local/kafka-mock.sh stop "$mock_dir" >/dev/null; }
-tansu_start() { deploy/local/tansu.sh start "$tansu_dir"; }
-tansu_topic() { Benchmarks/.build/release/kafka-throughput create "$1" "$2" 16 -; }
-tansu_stop() { deploy/local/tansu.sh stop "$tansu_dir" >/dev/null; }
+mock_start() { deploy/local/kafka-mock.sh start "$1"; }
+mock_topic() { deploy/local/kafka-mock.sh command "$1" "topic $3 16"; sleep 0.2; }
+mock_stop() { deploy/local/kafka-mock.sh stop "$1" >/dev/null; }
+tansu_start() { deploy/local/tansu.sh start "$1"; }
+tansu_topic() { Benchmarks/.build/release/kafka-throughput create "$2" "$3" 16 -; }
+tansu_stop() { deploy/local/tansu.sh stop "$1" >/dev/null; }
 
 run mock
 
