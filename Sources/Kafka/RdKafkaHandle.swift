@@ -263,6 +263,10 @@ final class EventThread: @unchecked Sendable {
         rd_kafka_destroy_flags(client, state.withLock { $0.destroyFlags })
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.stopped = true
+            // The last steps hold their owner (a consumer's core, which holds this thread):
+            // kept, they would keep both alive for good.
+            state.lastly.removeAll()
+            state.until = { true }
             defer { state.waiters.removeAll() }
             return state.waiters
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import Logging
 import Synchronization
 import TestSupport
 import Testing
@@ -421,6 +422,34 @@ struct KafkaIntegrationTests {
         #expect(refused.failures.map(\.error.name) == ["_DESTROY", "_DESTROY", "_DESTROY"])
     }
 
+    @Test("a closed producer and a closed consumer let go of everything they held, their logger included")
+    func closedClientsAreFreed() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 2)
+        let held = WeakReference()
+        do {
+            // The logger is the one thing a client is given that a test can watch being let go.
+            let owner = LoggerOwner()
+            held.object = owner
+            let logger = Logger(label: "held") { _ in HoldingLogHandler(owner: owner) }
+            var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: [broker.bootstrapServers])
+            producerConfiguration.messageTimeoutMilliseconds = 20_000
+            let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+            _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: "k", value: "v"))
+            var consumerConfiguration = KafkaConsumerConfiguration(
+                bootstrapServers: [broker.bootstrapServers], groupID: KafkaTestEnvironment.unique("group"))
+            consumerConfiguration.sessionTimeoutMilliseconds = 6_000
+            let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+            try consumer.subscribe(to: [topic])
+            let messages = try await collect(1, from: consumer)
+            try await consumer.commit(messages.map(KafkaCommitOffset.init(after:)))
+            await consumer.close()
+            await producer.close()
+        }
+        // The event threads let go of their clients as they end, just after `close` returned.
+        try await eventually("the clients to let go of their logger", timeout: .seconds(10)) { held.object == nil }
+    }
+
     @Test("the cluster's metadata lists the topic and its partitions")
     func metadata() async throws {
         let broker = try TestBroker()
@@ -486,4 +515,32 @@ struct KafkaIntegrationTests {
         let expected = ProcessInfo.processInfo.environment["KAFKA_EXPECT_LIBRDKAFKA"] ?? "2."
         #expect(KafkaLibrary.version.hasPrefix(expected), "running with librdkafka \(KafkaLibrary.version)")
     }
+}
+
+/// Holds an object without keeping it alive.
+final class WeakReference: @unchecked Sendable {
+    private let lock = Mutex<Void>(())
+    private weak var stored: AnyObject?
+
+    var object: AnyObject? {
+        get { lock.withLock { _ in stored } }
+        set { lock.withLock { _ in stored = newValue } }
+    }
+}
+
+/// What a ``HoldingLogHandler`` holds.
+final class LoggerOwner: Sendable {}
+
+/// A log handler that drops every line and holds `owner` for as long as it lives.
+struct HoldingLogHandler: LogHandler {
+    let owner: LoggerOwner
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .critical
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {}
 }
