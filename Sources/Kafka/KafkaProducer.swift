@@ -26,9 +26,9 @@ public final class KafkaProducer: Sendable {
         /// about to be destroyed. Read before each message, without the lock.
         let closing = Atomic(false)
         /// Whether a sender serves the delivery reports now: the one handing messages to librdkafka
-        /// serves them itself meanwhile, as librdkafka's own poll loop does (librdkafka frees each
-        /// delivered message's copy where the report is served, and the copy was made on the
-        /// sender's thread). Set from when a sender takes the turn to produce until the last one
+        /// serves them itself meanwhile, as librdkafka's own poll loop does (librdkafka frees its
+        /// record of each delivered message where the report is served, and the record was made
+        /// on the sender's thread). Set from when a sender takes the turn to produce until the last one
         /// gives it up, and cleared while the sender waits for room; the event thread serves the
         /// reports whenever it is clear.
         let senderServes = Atomic(false)
@@ -144,7 +144,9 @@ public final class KafkaProducer: Sendable {
     /// Sends `messages` and returns each one's outcome, in order, once every one was acknowledged
     /// or failed. Cheaper per message than one ``send(_:)`` each: one wait for the whole batch, and
     /// each outcome is made only when read, from where its delivery report was recorded.
-    /// Messages with the same key keep their order.
+    /// Messages with the same key keep their order. The values are lent to librdkafka, not
+    /// copied: it reads them from the arrays in `messages`, which this call holds until each
+    /// message is reported.
     public func send(_ messages: [KafkaOutgoingMessage]) async -> KafkaDeliveryReports {
         guard !messages.isEmpty else { return KafkaDeliveryReports(messages: [], batch: Batch(count: 0)) }
         precondition(messages.count < 1 << Self.indexBits, "at most 16,777,215 messages per batch")
@@ -212,6 +214,9 @@ public final class KafkaProducer: Sendable {
             }
             if done { continuation.resume() }
         }
+        // librdkafka read the messages' values in place (see `produce`) until each was reported:
+        // `messages` lives at least until here.
+        withExtendedLifetime(messages) {}
         let finished = core.state.withLock { $0.batches.removeValue(forKey: batch) }
         return KafkaDeliveryReports(messages: messages, batch: finished ?? Batch(count: messages.count))
     }
@@ -345,7 +350,11 @@ public final class KafkaProducer: Sendable {
                             count += 1
                         }
                         add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
-                        add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                        // No `RD_KAFKA_MSG_F_COPY`: librdkafka points at the value instead of
+                        // copying it (the key it always copies). The value's storage is the
+                        // caller's array, immutable while `messages` holds it, and `send` holds
+                        // `messages` until every message is reported or the client is destroyed.
+                        add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = 0 }
                         add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: opaque) }
                         if let value {
                             add(RD_KAFKA_VTYPE_VALUE) {

@@ -62,6 +62,44 @@ struct KafkaIntegrationTests {
         await producer.close()
     }
 
+    @Test(
+        "values are lent to librdkafka, not copied: each arrives as sent, small or large, while the sender changes and drops its own arrays"
+    )
+    func lentValues() async throws {
+        let broker = try TestBroker()
+        let topic = try await broker.topic(partitions: 4)
+        let producer = try broker.producer()
+        // Small values, which librdkafka copies into its requests, and large ones (over 64 KiB),
+        // which it sends from where they are.
+        func body(_ index: Int) -> [UInt8] {
+            (0..<(index % 10 == 0 ? 100_000 : 200)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
+        }
+        var values = (0..<200).map(body)
+        let sending = Task { [values] in
+            await producer.send(
+                values.enumerated().map {
+                    KafkaOutgoingMessage(topic: topic, key: Array("key-\($0.offset)".utf8), value: $0.element)
+                }
+            )
+        }
+        // The caller's own arrays change and go while the messages are in flight.
+        for index in values.indices { values[index][0] ^= 0xFF }
+        values.removeAll()
+        let reports = await sending.value
+        #expect(reports.allDelivered)
+
+        let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group"))
+        try consumer.subscribe(to: [topic])
+        let messages = try await collect(200, from: consumer)
+        #expect(Set(messages.compactMap(\.keyString)) == Set((0..<200).map { "key-\($0)" }))
+        for message in messages {
+            let index = Int((message.keyString ?? "").dropFirst("key-".count)) ?? -1
+            #expect(message.value == body(index), "value of message \(index)")
+        }
+        await consumer.close()
+        await producer.close()
+    }
+
     @Test("committed offsets survive a consumer restart; nothing committed is redelivered, the rest is")
     func commitsSurviveRestart() async throws {
         let broker = try TestBroker()
