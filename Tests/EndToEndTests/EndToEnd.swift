@@ -182,12 +182,34 @@ final class EndToEnd: Sendable {
         ]
     }
 
-    /// The port of sagad's HTTP endpoints (metrics, health), chosen at random per test.
-    let httpPort = Int.random(in: 20_000...60_000)
+    /// Where the running sagad's log began in `sagad.log`, and the port its HTTP endpoints
+    /// (metrics, health) listen on once its log said so. sagad binds a free port of the system's
+    /// choosing (`HTTP_PORT=0`): a port picked here and bound later could be taken in between by
+    /// anything else on the machine, the brokers of tests running alongside among them.
+    private let http = Mutex<(logOffset: UInt64, port: Int?)>((0, nil))
+
+    /// The port the running sagad listens on, read from its log; `nil` until it logged it.
+    var httpPort: Int? {
+        if let port = http.withLock({ $0.port }) { return port }
+        let offset = http.withLock { $0.logOffset }
+        guard let handle = try? FileHandle(forReadingFrom: directory.appendingPathComponent("sagad.log")) else {
+            return nil
+        }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: offset)
+        let text = String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+        // Hummingbird's "Server started and listening on HOST:PORT", with the port it bound.
+        guard let line = text.split(separator: "\n").first(where: { $0.contains("Server started and listening on") }),
+            let address = line.split(separator: "listening on ").last?.prefix(while: { $0 != "\"" }),
+            let port = address.split(separator: ":").last.flatMap({ Int($0) })
+        else { return nil }
+        http.withLock { $0.port = port }
+        return port
+    }
 
     /// GET `path` on sagad's HTTP port: the status and the body; `nil` when nothing answers.
     func get(_ path: String) async -> (status: Int, body: String)? {
-        guard let url = URL(string: "http://127.0.0.1:\(httpPort)\(path)"),
+        guard let httpPort, let url = URL(string: "http://127.0.0.1:\(httpPort)\(path)"),
             let (data, response) = try? await URLSession.shared.data(from: url),
             let http = response as? HTTPURLResponse
         else { return nil }
@@ -196,12 +218,16 @@ final class EndToEnd: Sendable {
 
     /// Starts sagad (its log in `sagad.log`, appended across restarts).
     func startSagad(definitions: URL? = nil) throws {
+        let log = directory.appendingPathComponent("sagad.log")
+        let attributes = try? FileManager.default.attributesOfItem(atPath: log.path)
+        let logged = (attributes?[.size] as? NSNumber)?.uint64Value ?? 0
+        http.withLock { $0 = (logged, nil) }
         let process = try Self.launch(
             "sagad",
             environment: commonEnvironment.merging(
                 [
                     "DEFINITIONS_DIRECTORY": (definitions ?? directory.appendingPathComponent("definitions")).path,
-                    "HTTP_PORT": "\(httpPort)", "LOG_FORMAT": "json", "OUTBOX_POLL_INTERVAL_MS": "200",
+                    "HTTP_PORT": "0", "LOG_FORMAT": "json", "OUTBOX_POLL_INTERVAL_MS": "200",
                     "TIMERS_POLL_INTERVAL_MS": "100", "KAFKA_GROUP": prefix + "sagad",
                     "TOPICS_REQUESTS": topics.requests, "TOPICS_SIGNALS": topics.signals,
                     "TOPICS_REPLIES": topics.replies, "TOPICS_EVENTS": topics.events,
