@@ -146,7 +146,8 @@ public final class KafkaProducer: Sendable {
     /// each outcome is made only when read, from where its delivery report was recorded.
     /// Messages with the same key keep their order. The values are lent to librdkafka, not
     /// copied: it reads them from the arrays in `messages`, which this call holds until each
-    /// message is reported.
+    /// message is reported, or the producer is closed and librdkafka's client destroyed. The call
+    /// does not end on cancellation.
     public func send(_ messages: [KafkaOutgoingMessage]) async -> KafkaDeliveryReports {
         guard !messages.isEmpty else { return KafkaDeliveryReports(messages: [], batch: Batch(count: 0)) }
         precondition(messages.count < 1 << Self.indexBits, "at most 16,777,215 messages per batch")
@@ -214,8 +215,9 @@ public final class KafkaProducer: Sendable {
             }
             if done { continuation.resume() }
         }
-        // librdkafka read the messages' values in place (see `produce`) until each was reported:
-        // `messages` lives at least until here.
+        // librdkafka reads the messages' values in place (see `produce`) until each is reported
+        // or its client is destroyed: `messages` lives at least until here, and the wait above
+        // ends only then (never on cancellation).
         withExtendedLifetime(messages) {}
         let finished = core.state.withLock { $0.batches.removeValue(forKey: batch) }
         return KafkaDeliveryReports(messages: messages, batch: finished ?? Batch(count: messages.count))
@@ -354,6 +356,9 @@ public final class KafkaProducer: Sendable {
                         // copying it (the key it always copies). The value's storage is the
                         // caller's array, immutable while `messages` holds it, and `send` holds
                         // `messages` until every message is reported or the client is destroyed.
+                        // (The pointer outlives `withUnsafeBufferPointer`, which Swift documents
+                        // as its limit: a native array's storage stays where it is, unchanged,
+                        // for as long as the array holds it and nobody mutates it.)
                         add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = 0 }
                         add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: opaque) }
                         if let value {
@@ -428,6 +433,9 @@ public final class KafkaProducer: Sendable {
         } catch {
             handle.logger.warning("producer closed with messages undelivered", metadata: ["error.type": "\(error)"])
         }
+        // Destroys the client and returns only once librdkafka's threads are joined (flags 0, never
+        // `RD_KAFKA_DESTROY_F_IMMEDIATE`): after that nothing reads the values lent to it, and only
+        // then may `stopped` release the senders, and with them their messages.
         await handle.stop()
         // Senders still waiting get what is known; the messages still pending count as failed.
         let waiting = core.state.withLock { state in

@@ -261,22 +261,27 @@ final class EventThread: @unchecked Sendable {
     private func destroy() {
         rd_kafka_queue_destroy(queue)
         rd_kafka_destroy_flags(client, state.withLock { $0.destroyFlags })
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        // The last steps hold their owner (a consumer's core, which holds this thread): kept,
+        // they would keep both alive for good. They are let go of after the lock is released, so
+        // that an owner freed with them is not freed under it.
+        let (waiters, lastly, until) = state.withLock { state in
             state.stopped = true
-            // The last steps hold their owner (a consumer's core, which holds this thread):
-            // kept, they would keep both alive for good.
-            state.lastly.removeAll()
-            state.until = { true }
-            defer { state.waiters.removeAll() }
-            return state.waiters
+            defer {
+                state.waiters.removeAll()
+                state.lastly.removeAll()
+                state.until = { true }
+            }
+            return (state.waiters, state.lastly, state.until)
         }
+        withExtendedLifetime((lastly, until)) {}
         for waiter in waiters { waiter.resume() }
     }
 
     func stop(lastly: (@Sendable () -> Void)?, until: (@Sendable () -> Bool)?, destroyFlags: Int32) async {
         let notStarted = state.withLock { state -> Bool in
-            // A second stop of a handle that never started must not destroy it twice.
-            if !state.started && state.stopping { return false }
+            // A second stop of a handle that never started must not destroy it twice. Once the
+            // client is destroyed, `lastly` is dropped, not run: it would call into the client.
+            if state.stopped || (!state.started && state.stopping) { return false }
             state.stopping = true
             state.destroyFlags = destroyFlags
             if let lastly { state.lastly.append(lastly) }

@@ -75,6 +75,41 @@ struct KafkaFaultTests {
         await producer.close()
     }
 
+    @Test("a close with lent values still in flight (the broker down) ends the send only once the client is gone")
+    func closeWithLentValuesInFlight() async throws {
+        let broker = try TestBroker(brokers: 1)
+        let mock = try broker.requireMock()
+        let topic = try await broker.topic(partitions: 2)
+        let producer = try broker.producer()
+        _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: "k", value: "warm-up"))
+        mock.setBrokerDown(1)
+        // Each value is held by nothing but its message, large ones among them (librdkafka sends
+        // those from where they are): librdkafka must be done with them before `send` lets go.
+        let sending = Task {
+            await producer.send(
+                (0..<50).map { index in
+                    KafkaOutgoingMessage(
+                        topic: topic, key: Array("key-\(index)".utf8),
+                        value: [UInt8](
+                            repeating: UInt8(truncatingIfNeeded: index), count: index % 5 == 0 ? 100_000 : 200))
+                })
+        }
+        // The messages are in librdkafka's queue once a flush can no longer empty it.
+        try await eventually("the messages to be queued") {
+            do {
+                try await producer.flush(timeout: .milliseconds(10))
+                return false
+            } catch {
+                return true
+            }
+        }
+        await producer.close(timeout: .zero)
+        let reports = try await withDeadline(.seconds(30), "the send to end after close") { await sending.value }
+        #expect(reports.count == 50)
+        #expect(reports.failureCount == 50)
+        for (index, error) in reports.failures { #expect(!error.isFatal, "message \(index): \(error)") }
+    }
+
     @Test("a fatal producer error is reported as fatal, and every later send fails with it")
     func fatalProducerError() async throws {
         let broker = try TestBroker()

@@ -63,29 +63,20 @@ struct KafkaIntegrationTests {
     }
 
     @Test(
-        "values are lent to librdkafka, not copied: each arrives as sent, small or large, while the sender changes and drops its own arrays"
+        "values are lent to librdkafka, not copied: each arrives as sent, small or large, held only by the messages sent"
     )
     func lentValues() async throws {
         let broker = try TestBroker()
         let topic = try await broker.topic(partitions: 4)
         let producer = try broker.producer()
-        // Small values, which librdkafka copies into its requests, and large ones (over 64 KiB),
-        // which it sends from where they are.
+        // Values of 200 bytes and of 100,000 (which librdkafka sends from where they are rather
+        // than copying them into its requests), each held by nothing but its message: `send` has
+        // to keep them alive until librdkafka is done with them.
         func body(_ index: Int) -> [UInt8] {
             (0..<(index % 10 == 0 ? 100_000 : 200)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
         }
-        var values = (0..<200).map(body)
-        let sending = Task { [values] in
-            await producer.send(
-                values.enumerated().map {
-                    KafkaOutgoingMessage(topic: topic, key: Array("key-\($0.offset)".utf8), value: $0.element)
-                }
-            )
-        }
-        // The caller's own arrays change and go while the messages are in flight.
-        for index in values.indices { values[index][0] ^= 0xFF }
-        values.removeAll()
-        let reports = await sending.value
+        let reports = await producer.send(
+            (0..<200).map { KafkaOutgoingMessage(topic: topic, key: Array("key-\($0)".utf8), value: body($0)) })
         #expect(reports.allDelivered)
 
         let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group"))
@@ -464,28 +455,42 @@ struct KafkaIntegrationTests {
     func closedClientsAreFreed() async throws {
         let broker = try TestBroker()
         let topic = try await broker.topic(partitions: 2)
-        let held = WeakReference()
+        // The logger is the one thing a client is given that a test can watch being let go of.
+        func logger(holding owner: LoggerOwner) -> Logger {
+            Logger(label: "held") { _ in HoldingLogHandler(owner: owner) }
+        }
+        let producerLogger = WeakReference()
+        let consumerLogger = WeakReference()
         do {
-            // The logger is the one thing a client is given that a test can watch being let go.
-            let owner = LoggerOwner()
-            held.object = owner
-            let logger = Logger(label: "held") { _ in HoldingLogHandler(owner: owner) }
+            let producerOwner = LoggerOwner()
+            let consumerOwner = LoggerOwner()
+            producerLogger.object = producerOwner
+            consumerLogger.object = consumerOwner
             var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: [broker.bootstrapServers])
             producerConfiguration.messageTimeoutMilliseconds = 20_000
-            let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+            let producer = try KafkaProducer(
+                configuration: producerConfiguration, logger: logger(holding: producerOwner))
             _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: "k", value: "v"))
             var consumerConfiguration = KafkaConsumerConfiguration(
                 bootstrapServers: [broker.bootstrapServers], groupID: KafkaTestEnvironment.unique("group"))
             consumerConfiguration.sessionTimeoutMilliseconds = 6_000
-            let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+            let consumer = try KafkaConsumer(
+                configuration: consumerConfiguration, logger: logger(holding: consumerOwner))
             try consumer.subscribe(to: [topic])
             let messages = try await collect(1, from: consumer)
             try await consumer.commit(messages.map(KafkaCommitOffset.init(after:)))
+            // While they are open, the clients hold their loggers (what the check below relies on).
+            #expect(producerLogger.object != nil && consumerLogger.object != nil)
             await consumer.close()
             await producer.close()
         }
         // The event threads let go of their clients as they end, just after `close` returned.
-        try await eventually("the clients to let go of their logger", timeout: .seconds(10)) { held.object == nil }
+        try await eventually("the producer to let go of its logger", timeout: .seconds(10)) {
+            producerLogger.object == nil
+        }
+        try await eventually("the consumer to let go of its logger", timeout: .seconds(10)) {
+            consumerLogger.object == nil
+        }
     }
 
     @Test("the cluster's metadata lists the topic and its partitions")
