@@ -230,10 +230,16 @@ public final class KafkaProducer: Sendable {
         _ messages: UnsafeBufferPointer<KafkaOutgoingMessage>, from index: inout Int, batch: UInt
     ) -> Bool {
         var queued = 0
+        // The topic's name as a C string, made once for each run of messages to the same topic.
+        var topic = TopicName()
         while index < messages.count {
             if core.closing.load(ordering: .acquiring) { return false }
-            guard let failure = produce(messages.baseAddress! + index, opaque: batch << Self.indexBits | UInt(index))
-            else {
+            let message = messages.baseAddress! + index
+            topic.set(message.pointee.topic)
+            let failure = topic.withCString { topic in
+                produce(message, topic: topic, opaque: batch << Self.indexBits | UInt(index))
+            }
+            guard let failure else {
                 index += 1
                 // Reports are served after every 64 messages queued (and by `send` before it
                 // passes the turn on), not after each one: each look at the queue takes its lock,
@@ -323,10 +329,23 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    /// Hands the message to librdkafka. Returns `nil` when it was queued, else librdkafka's error
-    /// (the caller's to destroy). The message is read in place through a pointer: `messages[index]`
-    /// would copy it out of the array first (a retain and a release of each of its fields).
-    private func produce(_ message: UnsafePointer<KafkaOutgoingMessage>, opaque: UInt) -> OpaquePointer? {
+    /// Hands the message to librdkafka, to `topic` (its topic's name as a C string). Returns `nil`
+    /// when it was queued, else librdkafka's error (the caller's to destroy).
+    ///
+    /// The message is read in place through a pointer: `messages[index]` would copy it out of the
+    /// array first. Its key and value are not copied either: read in place around a call into
+    /// librdkafka, which for all Swift knows might change them, each array would be retained before
+    /// the call and released after it, on arrays that callers often share between messages (and so
+    /// between threads). Their bytes are taken first instead, with nothing in between that Swift
+    /// cannot see through. The pointers outlive `withUnsafeBufferPointer`, which Swift documents as
+    /// their limit: a native array's storage stays where it is, unchanged, for as long as an array
+    /// holds it and nobody mutates it, and `send` holds `messages` until each message is reported
+    /// or the client is destroyed.
+    private func produce(
+        _ message: UnsafePointer<KafkaOutgoingMessage>, topic: UnsafePointer<CChar>, opaque: UInt
+    ) -> OpaquePointer? {
+        let key = message.pointee.key?.withUnsafeBufferPointer { $0 }
+        let value = message.pointee.value?.withUnsafeBufferPointer { $0 }
         var headers: OpaquePointer?
         if !message.pointee.headers.isEmpty {
             headers = rd_kafka_headers_new(message.pointee.headers.count)
@@ -340,47 +359,38 @@ public final class KafkaProducer: Sendable {
                 }
             }
         }
-        let error: OpaquePointer? = message.pointee.topic.withCString { topic in
-            withOptionalBytes(message.pointee.key) { key in
-                withOptionalBytes(message.pointee.value) { value in
-                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { values in
-                        var count = 0
-                        func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
-                            values[count] = rd_kafka_vu_t()
-                            values[count].vtype = type
-                            set(&values[count])
-                            count += 1
-                        }
-                        add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
-                        // No `RD_KAFKA_MSG_F_COPY`: librdkafka points at the value instead of
-                        // copying it (the key it always copies). The value's storage is the
-                        // caller's array, immutable while `messages` holds it, and `send` holds
-                        // `messages` until every message is reported or the client is destroyed.
-                        // (The pointer outlives `withUnsafeBufferPointer`, which Swift documents
-                        // as its limit: a native array's storage stays where it is, unchanged,
-                        // for as long as the array holds it and nobody mutates it.)
-                        add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = 0 }
-                        add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: opaque) }
-                        if let value {
-                            add(RD_KAFKA_VTYPE_VALUE) {
-                                $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-                                $0.u.mem.size = value.count
-                            }
-                        }
-                        if let key {
-                            add(RD_KAFKA_VTYPE_KEY) {
-                                $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
-                                $0.u.mem.size = key.count
-                            }
-                        }
-                        if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
-                        if let partition = message.pointee.partition {
-                            add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition }
-                        }
-                        return rd_kafka_produceva(handle.pointer, values.baseAddress, count)
-                    }
+        let error: OpaquePointer? = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { values in
+            var count = 0
+            func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                values[count] = rd_kafka_vu_t()
+                values[count].vtype = type
+                set(&values[count])
+                count += 1
+            }
+            add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
+            // No `RD_KAFKA_MSG_F_COPY`: librdkafka points at the value instead of copying it (the
+            // key it always copies). The value's storage is the caller's array, immutable while
+            // `messages` holds it, and `send` holds `messages` until every message is reported or
+            // the client is destroyed.
+            add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = 0 }
+            add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: opaque) }
+            if let value {
+                add(RD_KAFKA_VTYPE_VALUE) {
+                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
+                    $0.u.mem.size = value.count
                 }
             }
+            if let key {
+                add(RD_KAFKA_VTYPE_KEY) {
+                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
+                    $0.u.mem.size = key.count
+                }
+            }
+            if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
+            if let partition = message.pointee.partition {
+                add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition }
+            }
+            return rd_kafka_produceva(handle.pointer, values.baseAddress, count)
         }
         guard let error else { return nil }
         // On failure the headers are still ours.
@@ -559,10 +569,25 @@ public final class KafkaProducer: Sendable {
     }
 }
 
-/// Calls `body` with the bytes of `array`, or with `nil`.
-func withOptionalBytes<R>(_ array: [UInt8]?, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
-    guard let array else { return body(nil) }
-    return array.withUnsafeBufferPointer { body($0) }
+/// A topic's name as a C string, for a run of messages to that topic: made again only when the
+/// topic changes. Reading a `String` as a C string in place (`withCString`) would retain and
+/// release it around every call into librdkafka.
+struct TopicName {
+    private var name: String?
+    private var cString: ContiguousArray<CChar> = [0]
+
+    /// Makes `topic` the name. (Kept apart from ``withCString(_:)``, so that `topic` is needed
+    /// only for the comparison, not across the call that uses the C string.)
+    mutating func set(_ topic: String) {
+        guard name != topic else { return }
+        name = topic
+        cString = topic.utf8CString
+    }
+
+    /// Calls `body` with the name as a NUL-terminated C string.
+    func withCString<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
+        cString.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
 }
 
 extension Duration {

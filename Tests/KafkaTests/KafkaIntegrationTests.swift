@@ -91,6 +91,34 @@ struct KafkaIntegrationTests {
         await producer.close()
     }
 
+    @Test("one send to two topics, in runs that switch back and forth: each message lands on its own topic")
+    func oneSendManyTopics() async throws {
+        let broker = try TestBroker()
+        // A name short enough for Swift to keep inside the string itself, and a long one kept in
+        // storage of its own: the producer makes each topic's C string once per run of messages.
+        let short = try await broker.topic("s", partitions: 2)
+        let long = try await broker.topic("a-topic-whose-name-is-longer-than-fifteen-bytes", partitions: 2)
+        let producer = try broker.producer()
+        let topics = (0..<60).map { [short, long][($0 / 3 + $0 / 7) % 2] }
+        let messages = topics.enumerated().map { index, topic in
+            KafkaOutgoingMessage(topic: topic, key: nil, value: "\(topic) \(index)")
+        }
+        let reports = await producer.send(messages)
+        #expect(reports.allDelivered)
+        #expect(reports.map { try? $0.get().topic } == topics)
+
+        for topic in [short, long] {
+            let consumer = try broker.consumer(group: KafkaTestEnvironment.unique("group"))
+            try consumer.subscribe(to: [topic])
+            let expected = topics.enumerated().filter { $0.element == topic }.map { "\(topic) \($0.offset)" }
+            let received = try await collect(expected.count, from: consumer)
+            #expect(Set(received.compactMap(\.stringValue)) == Set(expected))
+            #expect(received.allSatisfy { $0.topic == topic })
+            await consumer.close()
+        }
+        await producer.close()
+    }
+
     @Test("committed offsets survive a consumer restart; nothing committed is redelivered, the rest is")
     func commitsSurviveRestart() async throws {
         let broker = try TestBroker()
