@@ -22,18 +22,9 @@ public final class KafkaProducer: Sendable {
     private final class Core: Sendable {
         let handle: RdKafkaHandle
         let state = Mutex(State())
-        /// Set when `close` begins: senders stop handing messages to librdkafka, whose handle is
-        /// about to be destroyed. Read before each message, without the lock.
+        /// Set when `close` begins: the event thread stops handing messages to librdkafka, whose
+        /// handle is about to be destroyed. Read before each message, without the lock.
         let closing = Atomic(false)
-        /// Whether a sender serves the delivery reports now: the one handing messages to librdkafka
-        /// serves them itself meanwhile, as librdkafka's own poll loop does (librdkafka frees its
-        /// record of each delivered message where the report is served, and the record was made
-        /// on the sender's thread). Set from when a sender takes the turn to produce until the last one
-        /// gives it up, and cleared while the sender waits for room; the event thread serves the
-        /// reports whenever it is clear.
-        let senderServes = Atomic(false)
-        /// Signalled whenever `senderServes` is cleared: the event thread takes over at once.
-        let senderStopped = DispatchSemaphore(value: 0)
 
         init(handle: RdKafkaHandle) {
             self.handle = handle
@@ -44,26 +35,34 @@ public final class KafkaProducer: Sendable {
 
     private struct State {
         var nextBatch: UInt = 1
+        /// The batches not yet done, by id: their senders wait for them.
         var batches: [UInt: Batch] = [:]
-        var roomWaiters: [CheckedContinuation<Void, Never>] = []
+        /// The batches whose messages the event thread still has to hand to librdkafka, first
+        /// come first served.
+        var pending: [Pending] = []
+        /// Callers of `flush` waiting for `pending` to empty, by a number of their own (so that
+        /// one whose time is up can leave).
+        var drainedWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextDrainedWaiter = 0
         var fatal: KafkaError?
         var closed = false
-        /// Senders inside `send` (waiting for the turn, or producing); `close` waits for none
-        /// before destroying the handle.
-        var inSend = 0
         /// The handle is destroyed: no delivery report will come any more.
         var stopped = false
-        var idleWaiters: [CheckedContinuation<Void, Never>] = []
-        /// A sender holds the turn to hand messages to librdkafka; the others wait for it, first
-        /// come first served.
-        var turnTaken = false
-        var turnWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// A batch's messages, and how many of them the event thread has handed to librdkafka. Holding
+    /// `messages` here and in `send` keeps the values lent to librdkafka where they are.
+    private struct Pending {
+        let id: UInt
+        let batch: Batch
+        let messages: [KafkaOutgoingMessage]
+        var next = 0
     }
 
     /// Messages sent together: where each landed (compact, so reports write little), the errors of
     /// those that failed, and the caller waiting for the last of them. Touched only under the
-    /// state's lock until its sender removes it from the state; read only after that, through the
-    /// ``KafkaDeliveryReports`` the sender returns.
+    /// state's lock until it is done (nothing pending); read only after that, through the
+    /// ``KafkaDeliveryReports`` its sender returns.
     final class Batch: @unchecked Sendable {
         static let pending = Int32.min
         static let failedMark = Int32.min + 1
@@ -111,6 +110,9 @@ public final class KafkaProducer: Sendable {
 
     /// A message's opaque value for librdkafka: its batch and its index in the batch.
     private static let indexBits: UInt = 24
+    /// At most this many messages are handed to librdkafka in one turn of the event thread, so
+    /// that it notices a stop in time, whatever the size of a batch.
+    private static let messagesPerTurn = 4096
 
     /// Creates the producer and starts serving its delivery reports.
     ///
@@ -148,105 +150,134 @@ public final class KafkaProducer: Sendable {
     /// copied: it reads them from the arrays in `messages`, which this call holds until each
     /// message is reported, or the producer is closed and librdkafka's client destroyed. The call
     /// does not end on cancellation.
+    ///
+    /// The producer's own thread hands the messages to librdkafka, batch after batch in the order
+    /// the calls came, and serves their delivery reports: librdkafka makes its record of each
+    /// message and frees it on that one thread, as in its own poll loop. When librdkafka's queue
+    /// is full, that thread waits for reports to make room, and senders wait with it.
     public func send(_ messages: [KafkaOutgoingMessage]) async -> KafkaDeliveryReports {
         guard !messages.isEmpty else { return KafkaDeliveryReports(messages: [], batch: Batch(count: 0)) }
         precondition(messages.count < 1 << Self.indexBits, "at most 16,777,215 messages per batch")
-        let registered = core.state.withLock { state -> Result<UInt, KafkaError> in
-            if let refusal = state.fatal ?? (state.closed ? KafkaError.closed() : nil) { return .failure(refusal) }
-            let id = state.nextBatch
-            state.nextBatch &+= 1
-            state.batches[id] = Batch(count: messages.count)
-            state.inSend += 1
-            return .success(id)
-        }
-        let batch: UInt
-        switch registered {
-        case .failure(let refusal):
-            let refused = Batch(count: messages.count)
-            refused.refusal = refusal
-            return KafkaDeliveryReports(messages: messages, batch: refused)
-        case .success(let id): batch = id
-        }
-        var index = 0
-        var checked = true
-        await startProducing()
-        while index < messages.count {
-            // A close stops the loop at once; a fatal error is checked after each wait for room
-            // (one met in between fails the deliveries anyway).
-            if core.closing.load(ordering: .acquiring) || !checked {
-                checked = true
-                let refusal = core.closing.load(ordering: .acquiring) ? .closed() : core.state.withLock { $0.fatal }
-                if let refusal {
-                    core.state.withLock { state in
-                        for rest in index..<messages.count { state.batches[batch]?.failed(rest, refusal) }
-                    }
-                    break
-                }
+        let batch = Batch(count: messages.count)
+        let core = self.core
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let refusal = core.state.withLock { state -> KafkaError? in
+                if let refusal = state.fatal ?? (state.closed ? KafkaError.closed() : nil) { return refusal }
+                let id = state.nextBatch
+                state.nextBatch &+= 1
+                batch.waiter = continuation
+                state.batches[id] = batch
+                state.pending.append(Pending(id: id, batch: batch, messages: messages))
+                return nil
             }
-            // The messages are read in place (see `produce`).
-            let queueFull = messages.withUnsafeBufferPointer { produceUntilFull($0, from: &index, batch: batch) }
-            guard queueFull else { continue }
-            // Reports waiting to be served hold room; without any, wait for room while the event
-            // thread serves them.
-            if serveReports() { continue }
-            // The sender keeps its turn: the others would find the queue full as well.
-            core.senderServes.store(false, ordering: .releasing)
-            core.senderStopped.signal()
-            await waitForRoom()
-            core.senderServes.store(true, ordering: .releasing)
-            checked = false
-        }
-        serveReports()
-        stopProducing()
-        let idle = core.state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.inSend -= 1
-            guard state.inSend == 0 else { return [] }
-            defer { state.idleWaiters.removeAll() }
-            return state.idleWaiters
-        }
-        for waiter in idle { waiter.resume() }
-        await withCheckedContinuation { continuation in
-            let done = core.state.withLock { state -> Bool in
-                guard let remaining = state.batches[batch]?.remaining, remaining > 0, !state.stopped else {
-                    return true
-                }
-                state.batches[batch]?.waiter = continuation
-                return false
+            if let refusal {
+                batch.refusal = refusal
+                continuation.resume()
+            } else {
+                // Wakes the event thread if it waits for events. (Refused once the handle is
+                // stopping: `close` then fails what is pending.)
+                _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) }
             }
-            if done { continuation.resume() }
         }
         // librdkafka reads the messages' values in place (see `produce`) until each is reported
         // or its client is destroyed: `messages` lives at least until here, and the wait above
         // ends only then (never on cancellation).
         withExtendedLifetime(messages) {}
-        let finished = core.state.withLock { $0.batches.removeValue(forKey: batch) }
-        return KafkaDeliveryReports(messages: messages, batch: finished ?? Batch(count: messages.count))
+        return KafkaDeliveryReports(messages: messages, batch: batch)
     }
 
-    /// Hands `messages` to librdkafka from `index` on, counting `index` up, until all are queued
-    /// (or failed), the producer is closing, or librdkafka's queue is full. Returns whether it
-    /// stopped at a full queue; the message at `index` is then still to be sent.
-    private func produceUntilFull(
-        _ messages: UnsafeBufferPointer<KafkaOutgoingMessage>, from index: inout Int, batch: UInt
+    /// One turn of the event thread: hands the next pending messages to librdkafka, serving the
+    /// delivery reports as it goes; then serves what is ready, waiting for it when librdkafka's
+    /// queue is full (up to 10 ms) or nothing is pending (up to 100 ms, or until a sender wakes it).
+    private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
+        let queue = core.handle.eventQueue
+        var wait: Int32 = 100
+        if let next = nextPending(core: core) {
+            var index = next.next
+            let end = min(next.messages.count, index + messagesPerTurn)
+            let full = next.messages.withUnsafeBufferPointer { messages in
+                produceUntilFull(messages, from: &index, to: end, batch: next.id, core: core)
+            }
+            let (more, done, drained) = core.state.withLock { state in
+                var done: CheckedContinuation<Void, Never>?
+                if let head = state.pending.first, head.id == next.id {
+                    state.pending[0].next = index
+                    if index == next.messages.count { state.pending.removeFirst() }
+                }
+                // Every message failed as it was handed over: no report will finish the batch.
+                if next.batch.remaining == 0, state.batches.removeValue(forKey: next.id) != nil {
+                    done = next.batch.waiter
+                    next.batch.waiter = nil
+                }
+                return (!state.pending.isEmpty, done, drainedWaiters(&state))
+            }
+            done?.resume()
+            for waiter in drained { waiter.resume() }
+            wait = full ? 10 : (more ? 0 : 100)
+        }
+        if let event = rd_kafka_queue_poll(queue, wait) {
+            serve(event)
+            _ = core.handle.serveReady { Self.serve($0, core: core) }
+        }
+    }
+
+    /// The batch whose messages go to librdkafka next, or `nil`. When the producer is closing or
+    /// has hit a fatal error, the messages still pending fail with that instead.
+    private static func nextPending(core: Core) -> Pending? {
+        let closing = core.closing.load(ordering: .acquiring)
+        let (next, finished, drained) = core.state.withLock {
+            state -> (Pending?, [CheckedContinuation<Void, Never>], [CheckedContinuation<Void, Never>]) in
+            guard let refusal = closing ? .closed() : state.fatal else { return (state.pending.first, [], []) }
+            var finished: [CheckedContinuation<Void, Never>] = []
+            for pending in state.pending {
+                for index in pending.next..<pending.messages.count { pending.batch.failed(index, refusal) }
+                if pending.batch.remaining == 0, state.batches.removeValue(forKey: pending.id) != nil,
+                    let waiter = pending.batch.waiter
+                {
+                    finished.append(waiter)
+                    pending.batch.waiter = nil
+                }
+            }
+            state.pending.removeAll()
+            return (nil, finished, drainedWaiters(&state))
+        }
+        for waiter in finished { waiter.resume() }
+        for waiter in drained { waiter.resume() }
+        return next
+    }
+
+    /// The callers of `flush` to wake, once nothing is pending.
+    private static func drainedWaiters(_ state: inout State) -> [CheckedContinuation<Void, Never>] {
+        guard state.pending.isEmpty, !state.drainedWaiters.isEmpty else { return [] }
+        defer { state.drainedWaiters.removeAll() }
+        return Array(state.drainedWaiters.values)
+    }
+
+    /// Hands `messages` to librdkafka from `index` up to `end`, counting `index` up, until all are
+    /// queued (or failed), the producer is closing, or librdkafka's queue is full. Returns whether
+    /// it stopped at a full queue; the message at `index` is then still to be sent.
+    private static func produceUntilFull(
+        _ messages: UnsafeBufferPointer<KafkaOutgoingMessage>, from index: inout Int, to end: Int, batch: UInt,
+        core: Core
     ) -> Bool {
         var queued = 0
         // The topic's name as a C string, made once for each run of messages to the same topic.
         var topic = TopicName()
-        while index < messages.count {
+        while index < end {
             if core.closing.load(ordering: .acquiring) { return false }
             let message = messages.baseAddress! + index
             topic.set(message.pointee.topic)
             let failure = topic.withCString { topic in
-                produce(message, topic: topic, opaque: batch << Self.indexBits | UInt(index))
+                produce(message, topic: topic, opaque: batch << Self.indexBits | UInt(index), handle: core.handle)
             }
             guard let failure else {
                 index += 1
-                // Reports are served after every 64 messages queued (and by `send` before it
-                // passes the turn on), not after each one: each look at the queue takes its lock,
-                // which librdkafka's threads need to hand the reports over.
+                // Reports are served after every 64 messages queued, not after each one: each
+                // look at the queue takes its lock, which librdkafka's threads need to hand the
+                // reports over.
                 queued += 1
                 if queued == 64 {
-                    serveReports()
+                    _ = core.handle.serveReady { Self.serve($0, core: core) }
                     queued = 0
                 }
                 continue
@@ -263,72 +294,6 @@ public final class KafkaProducer: Sendable {
         return false
     }
 
-    /// Takes the turn to hand messages to librdkafka. One sender at a time: librdkafka's produce
-    /// path locks the topic and the partition, so senders producing at once only contend for
-    /// those locks (and for the cores librdkafka's own threads need).
-    private func startProducing() async {
-        let core = self.core
-        let taken = core.state.withLock { state -> Bool in
-            guard !state.turnTaken else { return false }
-            state.turnTaken = true
-            core.senderServes.store(true, ordering: .releasing)
-            return true
-        }
-        guard !taken else { return }
-        // The sender that passes the turn on leaves `senderServes` set.
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = core.state.withLock { state -> Bool in
-                guard state.turnTaken else {
-                    state.turnTaken = true
-                    core.senderServes.store(true, ordering: .releasing)
-                    return true
-                }
-                state.turnWaiters.append(continuation)
-                return false
-            }
-            if now { continuation.resume() }
-        }
-    }
-
-    /// Passes the turn on to the next sender waiting; without one, the event thread takes over the
-    /// delivery reports.
-    private func stopProducing() {
-        let next = core.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard !state.turnWaiters.isEmpty else {
-                state.turnTaken = false
-                core.senderServes.store(false, ordering: .releasing)
-                return nil
-            }
-            return state.turnWaiters.removeFirst()
-        }
-        if let next {
-            next.resume()
-        } else {
-            core.senderStopped.signal()
-        }
-    }
-
-    /// Serves the delivery reports waiting now, on the sender's thread. Returns whether there were any.
-    @discardableResult
-    private func serveReports() -> Bool {
-        let core = self.core
-        return core.handle.serveReady { Self.serve($0, core: core) }
-    }
-
-    private func waitForRoom() async {
-        // A delivery report is on its way for each message in flight; with none in flight, the
-        // queue has room already. (Asked before taking the lock: no C call under it.)
-        guard rd_kafka_outq_len(core.handle.pointer) > 0 else { return }
-        await withCheckedContinuation { continuation in
-            let wait = core.state.withLock { state -> Bool in
-                guard !state.closed else { return false }
-                state.roomWaiters.append(continuation)
-                return true
-            }
-            if !wait { continuation.resume() }
-        }
-    }
-
     /// Hands the message to librdkafka, to `topic` (its topic's name as a C string). Returns `nil`
     /// when it was queued, else librdkafka's error (the caller's to destroy).
     ///
@@ -341,8 +306,9 @@ public final class KafkaProducer: Sendable {
     /// their limit: a native array's storage stays where it is, unchanged, for as long as an array
     /// holds it and nobody mutates it, and `send` holds `messages` until each message is reported
     /// or the client is destroyed.
-    private func produce(
-        _ message: UnsafePointer<KafkaOutgoingMessage>, topic: UnsafePointer<CChar>, opaque: UInt
+    private static func produce(
+        _ message: UnsafePointer<KafkaOutgoingMessage>, topic: UnsafePointer<CChar>, opaque: UInt,
+        handle: RdKafkaHandle
     ) -> OpaquePointer? {
         let key = message.pointee.key?.withUnsafeBufferPointer { $0 }
         let value = message.pointee.value?.withUnsafeBufferPointer { $0 }
@@ -398,12 +364,27 @@ public final class KafkaProducer: Sendable {
         return error
     }
 
-    /// Waits until every queued message is delivered or failed, or `timeout` passed.
+    /// Waits until every message sent so far is delivered or failed, or `timeout` passed.
     ///
     /// - Throws: ``KafkaError`` `_TIMED_OUT` when messages are still queued after `timeout`.
     public func flush(timeout: Duration = .seconds(30)) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        // First until the event thread has handed every pending message to librdkafka (or failed
+        // it: a close or a fatal error fails what is pending at once), at most until `deadline`.
+        let drained = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.waitUntilDrained() }
+            group.addTask {
+                try? await Task.sleep(until: deadline, clock: clock)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !drained { throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT) }
         let handle = self.handle
-        let milliseconds = Int32(clamping: timeout.milliseconds)
+        let milliseconds = Int32(clamping: max(.zero, deadline - clock.now).milliseconds)
         let result = await RdKafkaHandle.blocking { () -> Result<rd_kafka_resp_err_t, KafkaError> in
             do throws(KafkaError) {
                 return .success(try handle.borrow { rd_kafka_flush($0, milliseconds) })
@@ -415,29 +396,41 @@ public final class KafkaProducer: Sendable {
         if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
     }
 
+    /// Returns `true` once nothing is pending (or the producer stopped), `false` when cancelled
+    /// before.
+    private func waitUntilDrained() async -> Bool {
+        let core = self.core
+        let id = core.state.withLock { state in
+            defer { state.nextDrainedWaiter += 1 }
+            return state.nextDrainedWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let wait = core.state.withLock { state -> Bool in
+                    guard !state.pending.isEmpty, !state.stopped, !Task.isCancelled else { return false }
+                    state.drainedWaiters[id] = continuation
+                    return true
+                }
+                if !wait { continuation.resume() }
+            }
+        } onCancel: {
+            core.state.withLock { $0.drainedWaiters.removeValue(forKey: id) }?.resume()
+        }
+        return !Task.isCancelled || core.state.withLock { $0.pending.isEmpty || $0.stopped }
+    }
+
     /// Flushes what is queued (at most `timeout`), stops, and frees librdkafka's resources. Sends
-    /// still waiting then fail.
+    /// still waiting then fail; messages not yet handed to librdkafka fail as closed at once.
     public func close(timeout: Duration = .seconds(30)) async {
         core.closing.store(true, ordering: .releasing)
-        let (alreadyClosed, rooms) = core.state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
-            defer {
-                state.closed = true
-                state.roomWaiters.removeAll()
-            }
-            return (state.closed, state.roomWaiters)
+        let alreadyClosed = core.state.withLock { state -> Bool in
+            defer { state.closed = true }
+            return state.closed
         }
-        // Senders waiting for room go on, see the close and stop.
-        for room in rooms { room.resume() }
         guard !alreadyClosed else { return }
-        // No sender may be inside librdkafka when the handle is destroyed.
-        await withCheckedContinuation { continuation in
-            let wait = core.state.withLock { state -> Bool in
-                guard state.inSend > 0 else { return false }
-                state.idleWaiters.append(continuation)
-                return true
-            }
-            if !wait { continuation.resume() }
-        }
+        // The event thread fails what is pending on its next turn; wake it for that.
+        let core = self.core
+        _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) }
         do {
             try await flush(timeout: timeout)
         } catch {
@@ -450,47 +443,19 @@ public final class KafkaProducer: Sendable {
         // Senders still waiting get what is known; the messages still pending count as failed.
         let waiting = core.state.withLock { state in
             state.stopped = true
-            var waiting: [CheckedContinuation<Void, Never>] = []
-            for id in Array(state.batches.keys) {
-                if let waiter = state.batches[id]?.waiter {
+            var waiting = Array(state.drainedWaiters.values)
+            state.drainedWaiters.removeAll()
+            for batch in state.batches.values {
+                if let waiter = batch.waiter {
                     waiting.append(waiter)
-                    state.batches[id]?.waiter = nil
+                    batch.waiter = nil
                 }
             }
+            state.batches.removeAll()
+            state.pending.removeAll()
             return waiting
         }
         for continuation in waiting { continuation.resume() }
-    }
-
-    /// One turn of the event thread: while a sender produces, it stands by (the sender serves the
-    /// delivery reports); otherwise it serves one event, or waits up to 100 ms for one.
-    private static func turn(core: Core, serve: (OpaquePointer) -> Void) {
-        if core.senderServes.load(ordering: .acquiring) {
-            _ = core.senderStopped.wait(timeout: .now() + .milliseconds(100))
-            // Signals given while this thread was not waiting count for nothing: drop them, so
-            // that the next stand-by waits.
-            while core.senderStopped.wait(timeout: .now()) == .success {}
-            return
-        }
-        // Events come in bursts: wait up to 1 ms for the next before calling the queue idle, so a
-        // burst is served in one piece.
-        let queue = core.handle.eventQueue
-        var next = rd_kafka_queue_poll(queue, 0) ?? rd_kafka_queue_poll(queue, 1)
-        if next == nil {
-            // Room waiters are woken whenever the queue went idle: a report served while a waiter
-            // registered still counted in the queue length until it was freed.
-            wakeRoomWaiters(core: core)
-            next = rd_kafka_queue_poll(queue, 100)
-        }
-        if let next { serve(next) }
-    }
-
-    private static func wakeRoomWaiters(core: Core) {
-        let rooms = core.state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            defer { state.roomWaiters.removeAll() }
-            return state.roomWaiters
-        }
-        for room in rooms { room.resume() }
     }
 
     /// Runs on the event thread.
@@ -501,7 +466,7 @@ public final class KafkaProducer: Sendable {
             let mask = (UInt(1) << indexBits) - 1
             // Under the lock, librdkafka is only read (the event's messages, the fatal error): none
             // of those calls comes back into this producer.
-            let (finished, rooms) = core.state.withLock { state in
+            let finished = core.state.withLock { state in
                 var finished: [CheckedContinuation<Void, Never>] = []
                 // Reports come in runs of one batch: its entry is looked up, and its count of
                 // messages still pending updated, once per run.
@@ -509,9 +474,12 @@ public final class KafkaProducer: Sendable {
                 func complete(_ run: (id: UInt, batch: Batch?, delivered: Int)?) {
                     guard let run, let batch = run.batch else { return }
                     batch.remaining -= run.delivered
-                    guard batch.remaining == 0, let waiter = batch.waiter else { return }
-                    finished.append(waiter)
-                    batch.waiter = nil
+                    guard batch.remaining == 0 else { return }
+                    state.batches[run.id] = nil
+                    if let waiter = batch.waiter {
+                        finished.append(waiter)
+                        batch.waiter = nil
+                    }
                 }
                 while let message = rd_kafka_event_message_next(event) {
                     let opaque = UInt(bitPattern: message.pointee._private)
@@ -534,11 +502,9 @@ public final class KafkaProducer: Sendable {
                     }
                 }
                 complete(run)
-                defer { state.roomWaiters.removeAll() }
-                return (finished, state.roomWaiters)
+                return finished
             }
             for continuation in finished { continuation.resume() }
-            for room in rooms { room.resume() }
         case RD_KAFKA_EVENT_ERROR:
             let code = rd_kafka_event_error(event)
             if rd_kafka_event_error_is_fatal(event) != 0 {

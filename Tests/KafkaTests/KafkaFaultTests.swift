@@ -75,6 +75,45 @@ struct KafkaFaultTests {
         await producer.close()
     }
 
+    @Test(
+        "more messages than librdkafka's queue holds, the broker down: flush gives up in its time, close fails the rest as closed"
+    )
+    func flushAndCloseWithMessagesPending() async throws {
+        let broker = try TestBroker(brokers: 1)
+        let mock = try broker.requireMock()
+        let topic = try await broker.topic(partitions: 2)
+        let producer = try broker.producer { $0.maximumQueuedMessages = 10 }
+        _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: "k", value: "warm-up"))
+        mock.setBrokerDown(1)
+        // Ten fit in librdkafka's queue; the other ninety wait for room that the broker's absence
+        // does not make until the message timeout (20 s).
+        let sending = Task {
+            await producer.send((0..<100).map { KafkaOutgoingMessage(topic: topic, key: "k-\($0)", value: "v-\($0)") })
+        }
+        try await eventually("the queue to fill") {
+            do {
+                try await producer.flush(timeout: .milliseconds(10))
+                return false
+            } catch {
+                return true
+            }
+        }
+        let error = try await withDeadline(.seconds(10), "flush to give up") {
+            try await #require(throws: KafkaError.self) { try await producer.flush(timeout: .milliseconds(200)) }
+        }
+        #expect(error.name == "_TIMED_OUT")
+
+        await producer.close(timeout: .zero)
+        let reports = try await withDeadline(.seconds(30), "the send to end after close") { await sending.value }
+        #expect(reports.failureCount == 100)
+        // What never reached librdkafka failed as closed, by the close itself.
+        let closed = reports.failures.filter { $0.error.name == "_DESTROY" }
+        #expect(closed.count >= 90)
+        for (index, error) in reports.failures { #expect(!error.isFatal, "message \(index): \(error)") }
+        let refused = await producer.send([KafkaOutgoingMessage(topic: topic, key: "k", value: "after")])
+        #expect(refused.failures.map(\.error.name) == ["_DESTROY"])
+    }
+
     @Test("a close with lent values still in flight (the broker down) ends the send only once the client is gone")
     func closeWithLentValuesInFlight() async throws {
         let broker = try TestBroker(brokers: 1)
