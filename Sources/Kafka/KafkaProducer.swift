@@ -40,14 +40,27 @@ public final class KafkaProducer: Sendable {
         /// The batches whose messages the event thread still has to hand to librdkafka, first
         /// come first served.
         var pending: [Pending] = []
-        /// Callers of `flush` waiting for `pending` to empty, by a number of their own (so that
-        /// one whose time is up can leave).
-        var drainedWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextDrainedWaiter = 0
+        /// Callers of `flush` waiting for the event thread to hand over what was sent before them,
+        /// by a number of their own (so that one whose time is up can leave).
+        var flushWaiters: [Int: FlushWaiter] = [:]
+        var nextFlushWaiter = 0
         var fatal: KafkaError?
         var closed = false
         /// The handle is destroyed: no delivery report will come any more.
         var stopped = false
+    }
+
+    /// A caller of `flush`: waits until every batch numbered below `target` left `pending`; ended
+    /// `false` by `timer` at its deadline.
+    private struct FlushWaiter {
+        let target: UInt
+        let continuation: CheckedContinuation<Bool, Never>
+        var timer: Task<Void, Never>?
+
+        func resume(_ handedOver: Bool) {
+            timer?.cancel()
+            continuation.resume(returning: handedOver)
+        }
     }
 
     /// A batch's messages, and how many of them the event thread has handed to librdkafka. Holding
@@ -160,6 +173,7 @@ public final class KafkaProducer: Sendable {
         precondition(messages.count < 1 << Self.indexBits, "at most 16,777,215 messages per batch")
         let batch = Batch(count: messages.count)
         let core = self.core
+        var wake = false
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let refusal = core.state.withLock { state -> KafkaError? in
                 if let refusal = state.fatal ?? (state.closed ? KafkaError.closed() : nil) { return refusal }
@@ -168,14 +182,16 @@ public final class KafkaProducer: Sendable {
                 batch.waiter = continuation
                 state.batches[id] = batch
                 state.pending.append(Pending(id: id, batch: batch, messages: messages))
+                wake = state.pending.count == 1
                 return nil
             }
             if let refusal {
                 batch.refusal = refusal
                 continuation.resume()
-            } else {
-                // Wakes the event thread if it waits for events. (Refused once the handle is
-                // stopping: `close` then fails what is pending.)
+            } else if wake {
+                // Wakes the event thread if it waits for events (with batches pending before this
+                // one, it does not wait). Refused once the handle is stopping: `close` then fails
+                // what is pending.
                 _ = try? core.handle.borrow { _ in rd_kafka_queue_yield(core.handle.eventQueue) }
             }
         }
@@ -209,10 +225,10 @@ public final class KafkaProducer: Sendable {
                     done = next.batch.waiter
                     next.batch.waiter = nil
                 }
-                return (!state.pending.isEmpty, done, drainedWaiters(&state))
+                return (!state.pending.isEmpty, done, flushWaitersDone(&state))
             }
             done?.resume()
-            for waiter in drained { waiter.resume() }
+            for waiter in drained { waiter.resume(true) }
             wait = full ? 10 : (more ? 0 : 100)
         }
         if let event = rd_kafka_queue_poll(queue, wait) {
@@ -226,7 +242,7 @@ public final class KafkaProducer: Sendable {
     private static func nextPending(core: Core) -> Pending? {
         let closing = core.closing.load(ordering: .acquiring)
         let (next, finished, drained) = core.state.withLock {
-            state -> (Pending?, [CheckedContinuation<Void, Never>], [CheckedContinuation<Void, Never>]) in
+            state -> (Pending?, [CheckedContinuation<Void, Never>], [FlushWaiter]) in
             guard let refusal = closing ? .closed() : state.fatal else { return (state.pending.first, [], []) }
             var finished: [CheckedContinuation<Void, Never>] = []
             for pending in state.pending {
@@ -239,18 +255,24 @@ public final class KafkaProducer: Sendable {
                 }
             }
             state.pending.removeAll()
-            return (nil, finished, drainedWaiters(&state))
+            return (nil, finished, flushWaitersDone(&state))
         }
         for waiter in finished { waiter.resume() }
-        for waiter in drained { waiter.resume() }
+        for waiter in drained { waiter.resume(true) }
         return next
     }
 
-    /// The callers of `flush` to wake, once nothing is pending.
-    private static func drainedWaiters(_ state: inout State) -> [CheckedContinuation<Void, Never>] {
-        guard state.pending.isEmpty, !state.drainedWaiters.isEmpty else { return [] }
-        defer { state.drainedWaiters.removeAll() }
-        return Array(state.drainedWaiters.values)
+    /// The callers of `flush` whose batches have all been handed over, taken out of the state to
+    /// be woken.
+    private static func flushWaitersDone(_ state: inout State) -> [FlushWaiter] {
+        guard !state.flushWaiters.isEmpty else { return [] }
+        let first = state.pending.first?.id ?? .max
+        var done: [FlushWaiter] = []
+        for (id, waiter) in state.flushWaiters where waiter.target <= first {
+            done.append(waiter)
+            state.flushWaiters[id] = nil
+        }
+        return done
     }
 
     /// Hands `messages` to librdkafka from `index` up to `end`, counting `index` up, until all are
@@ -364,25 +386,17 @@ public final class KafkaProducer: Sendable {
         return error
     }
 
-    /// Waits until every message sent so far is delivered or failed, or `timeout` passed.
+    /// Waits until every message sent before the call is delivered or failed (librdkafka's flush
+    /// waits for those sent meanwhile too), or `timeout` passed. Cancelling the caller does not
+    /// end it.
     ///
     /// - Throws: ``KafkaError`` `_TIMED_OUT` when messages are still queued after `timeout`.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
-        // First until the event thread has handed every pending message to librdkafka (or failed
-        // it: a close or a fatal error fails what is pending at once), at most until `deadline`.
-        let drained = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.waitUntilDrained() }
-            group.addTask {
-                try? await Task.sleep(until: deadline, clock: clock)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        if !drained { throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT) }
+        // First until the event thread has handed every message sent before this call to
+        // librdkafka (or failed it: a close or a fatal error fails what is pending at once).
+        guard await handedOver(before: deadline) else { throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT) }
         let handle = self.handle
         let milliseconds = Int32(clamping: max(.zero, deadline - clock.now).milliseconds)
         let result = await RdKafkaHandle.blocking { () -> Result<rd_kafka_resp_err_t, KafkaError> in
@@ -396,27 +410,33 @@ public final class KafkaProducer: Sendable {
         if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
     }
 
-    /// Returns `true` once nothing is pending (or the producer stopped), `false` when cancelled
-    /// before.
-    private func waitUntilDrained() async -> Bool {
+    /// Waits until the event thread has handed over (or failed) every batch sent before the call,
+    /// or the producer stopped: returns `true` then, `false` at `deadline` if that came first.
+    private func handedOver(before deadline: ContinuousClock.Instant) async -> Bool {
         let core = self.core
-        let id = core.state.withLock { state in
-            defer { state.nextDrainedWaiter += 1 }
-            return state.nextDrainedWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let wait = core.state.withLock { state -> Bool in
-                    guard !state.pending.isEmpty, !state.stopped, !Task.isCancelled else { return false }
-                    state.drainedWaiters[id] = continuation
-                    return true
-                }
-                if !wait { continuation.resume() }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let id = core.state.withLock { state -> Int? in
+                let target = state.nextBatch
+                guard !state.stopped, let first = state.pending.first?.id, first < target else { return nil }
+                let id = state.nextFlushWaiter
+                state.nextFlushWaiter += 1
+                state.flushWaiters[id] = FlushWaiter(target: target, continuation: continuation)
+                return id
             }
-        } onCancel: {
-            core.state.withLock { $0.drainedWaiters.removeValue(forKey: id) }?.resume()
+            guard let id else { return continuation.resume(returning: true) }
+            // A task of its own: it does not inherit the caller's cancellation.
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                guard !Task.isCancelled else { return }
+                core.state.withLock { $0.flushWaiters.removeValue(forKey: id) }?.continuation.resume(returning: false)
+            }
+            let waiting = core.state.withLock { state -> Bool in
+                guard state.flushWaiters[id] != nil else { return false }
+                state.flushWaiters[id]?.timer = timer
+                return true
+            }
+            if !waiting { timer.cancel() }
         }
-        return !Task.isCancelled || core.state.withLock { $0.pending.isEmpty || $0.stopped }
     }
 
     /// Flushes what is queued (at most `timeout`), stops, and frees librdkafka's resources. Sends
@@ -441,10 +461,11 @@ public final class KafkaProducer: Sendable {
         // then may `stopped` release the senders, and with them their messages.
         await handle.stop()
         // Senders still waiting get what is known; the messages still pending count as failed.
-        let waiting = core.state.withLock { state in
+        let (waiting, flushing) = core.state.withLock { state in
             state.stopped = true
-            var waiting = Array(state.drainedWaiters.values)
-            state.drainedWaiters.removeAll()
+            let flushing = Array(state.flushWaiters.values)
+            state.flushWaiters.removeAll()
+            var waiting: [CheckedContinuation<Void, Never>] = []
             for batch in state.batches.values {
                 if let waiter = batch.waiter {
                     waiting.append(waiter)
@@ -453,9 +474,10 @@ public final class KafkaProducer: Sendable {
             }
             state.batches.removeAll()
             state.pending.removeAll()
-            return waiting
+            return (waiting, flushing)
         }
         for continuation in waiting { continuation.resume() }
+        for waiter in flushing { waiter.resume(true) }
     }
 
     /// Runs on the event thread.

@@ -114,6 +114,39 @@ struct KafkaFaultTests {
         #expect(refused.failures.map(\.error.name) == ["_DESTROY"])
     }
 
+    @Test("a flush called from a cancelled task still waits for every message it covers (a close on shutdown does)")
+    func flushIgnoresCancellation() async throws {
+        let broker = try TestBroker(brokers: 1)
+        let mock = try broker.requireMock()
+        let topic = try await broker.topic(partitions: 2)
+        let producer = try broker.producer {
+            $0.maximumQueuedMessages = 10
+            $0.client.properties["reconnect.backoff.max.ms"] = "500"
+        }
+        _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: "k", value: "warm-up"))
+        mock.setBrokerDown(1)
+        let sending = Task {
+            await producer.send((0..<30).map { KafkaOutgoingMessage(topic: topic, key: "k-\($0)", value: "v-\($0)") })
+        }
+        try await eventually("the queue to fill") {
+            do {
+                try await producer.flush(timeout: .milliseconds(10))
+                return false
+            } catch {
+                return true
+            }
+        }
+        // Some messages wait in librdkafka's queue and the rest wait to be handed over; the task
+        // that flushes is cancelled (as a service's task is on shutdown) before the broker returns.
+        let flushing = Task { try await producer.flush(timeout: .seconds(60)) }
+        flushing.cancel()
+        mock.setBrokerUp(1)
+        try await withDeadline(.seconds(60), "the flush to end") { try await flushing.value }
+        let reports = await sending.value
+        #expect(reports.allDelivered)
+        await producer.close()
+    }
+
     @Test("a close with lent values still in flight (the broker down) ends the send only once the client is gone")
     func closeWithLentValuesInFlight() async throws {
         let broker = try TestBroker(brokers: 1)
