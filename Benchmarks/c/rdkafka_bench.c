@@ -8,9 +8,10 @@
  * Prints one line: "<mode> <count> messages in <seconds> s: <messages/s> msg/s".
  * Consumer: reads each message's headers and timestamp and copies its key and value out, the
  * work the wrapper does for every message.
- * Producer: idempotent, acks=all, linger.ms=5 (the wrapper's defaults), keys key-<i % 64>, values
- * lent to librdkafka rather than copied (C_COPY=1 copies them), delivery reports served by a poll
- * loop, after one warm-up message. Consumer: a group member with manual commits, reading
+ * Producer: idempotent, acks=all, linger.ms=5 (the wrapper's defaults), keys key-<i % 64> (the 64
+ * made once, as the Swift program makes them), values lent to librdkafka rather than copied
+ * (C_COPY=1 copies them), delivery reports served by a poll loop, after one warm-up message
+ * (WARMUP=N: N more, the same way, before the clock starts). Consumer: a group member with manual commits, reading
  * until COUNT messages arrived.
  */
 #include <librdkafka/rdkafka.h>
@@ -38,6 +39,26 @@ static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     (void)opaque;
     if (m->err) failed++; else delivered++;
+}
+
+/* Produces `count` messages, keys key-<i % 64>, serving delivery reports as it goes, and waits for
+ * the last report. Returns non-zero when librdkafka refused a message. */
+static int produce_all(rd_kafka_t *rk, const char *topic, long count, char *value, long size, char keys[][16],
+                       const int *key_sizes, int flags) {
+    long base = delivered + failed;
+    for (long i = 0; i < count; i++) {
+        while (1) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i % 64], key_sizes[i % 64]),
+                RD_KAFKA_V_VALUE(value, size), RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) { rd_kafka_poll(rk, 10); continue; }
+            if (e) { fprintf(stderr, "produce: %s\n", rd_kafka_err2str(e)); return 1; }
+            break;
+        }
+        rd_kafka_poll(rk, 0);
+    }
+    while (delivered + failed - base < count) rd_kafka_poll(rk, 100);
+    return 0;
 }
 
 static void set(rd_kafka_conf_t *conf, const char *name, const char *value) {
@@ -82,30 +103,28 @@ int main(int argc, char **argv) {
         if (!rk) { fprintf(stderr, "%s\n", err); return 1; }
         char *value = malloc(size);
         memset(value, 'x', size);
-        char key[32];
+        /* The 64 keys, made once, as the Swift program makes them. */
+        char keys[64][16];
+        int key_sizes[64];
+        for (int k = 0; k < 64; k++) key_sizes[k] = snprintf(keys[k], sizeof(keys[k]), "key-%d", k);
         /* librdkafka points at the value instead of copying it, as the wrapper does (the value
          * outlives every delivery report). C_COPY=1 copies it (RD_KAFKA_MSG_F_COPY), as
          * librdkafka's examples do. The key is copied either way. */
         int flags = getenv("C_COPY") && atoi(getenv("C_COPY")) ? RD_KAFKA_MSG_F_COPY : 0;
-        /* Warm up outside the measurement: the producer id, the topic's metadata, the connections. */
+        /* Warm up outside the measurement: the producer id, the topic's metadata, the connections;
+         * with WARMUP=N, N messages sent the same way (see produce_all). */
         rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY("key-0", 5), RD_KAFKA_V_VALUE(value, size),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         while (delivered + failed < 1) rd_kafka_poll(rk, 10);
         delivered = failed = 0;
-        double start = now(), cpu_start = cpu();
-        for (long i = 0; i < count; i++) {
-            int n = snprintf(key, sizeof(key), "key-%ld", i % 64);
-            while (1) {
-                rd_kafka_resp_err_t e = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, n), RD_KAFKA_V_VALUE(value, size),
-                    RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_END);
-                if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) { rd_kafka_poll(rk, 10); continue; }
-                if (e) { fprintf(stderr, "produce: %s\n", rd_kafka_err2str(e)); return 1; }
-                break;
-            }
-            rd_kafka_poll(rk, 0);
+        long warmup = getenv("WARMUP") ? atol(getenv("WARMUP")) : 0;
+        if (warmup > 0) {
+            if (produce_all(rk, topic, warmup, value, size, keys, key_sizes, flags)) return 1;
+            if (failed) return 1;
+            delivered = failed = 0;
         }
-        while (delivered + failed < count) rd_kafka_poll(rk, 100);
+        double start = now(), cpu_start = cpu();
+        if (produce_all(rk, topic, count, value, size, keys, key_sizes, flags)) return 1;
         double seconds = now() - start, cpu_seconds = cpu() - cpu_start;
         printf("produce %ld messages in %.3f s: %.0f msg/s, CPU %.0f ns/msg (%ld failed)\n", count, seconds,
                count / seconds, cpu_seconds * 1e9 / count, failed);

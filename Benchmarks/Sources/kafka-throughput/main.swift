@@ -10,11 +10,12 @@ import Logging
 //   kafka-throughput create BOOTSTRAP TOPIC PARTITIONS -   (creates the topic through the admin API)
 //
 // Prints one line: "<mode> <count> messages in <seconds> s: <messages/s> msg/s".
-// Producer: the wrapper's defaults (idempotent, acks=all, linger.ms=5), keys key-<i % 64>, sent in
-// batches of 10,000 (SEND_BATCH) with up to 10 batches in flight (SEND_IN_FLIGHT): as many messages
-// in flight as the producer's queue holds (100,000), as for the C reference, which keeps its queue
-// full. One warm-up message goes first (librdkafka learns a new topic's metadata on a 1 s timer,
-// which would otherwise dominate). Consumer: a group member reading until COUNT messages arrived
+// Producer: the wrapper's defaults (idempotent, acks=all, linger.ms=5), keys key-<i % 64> (the 64
+// made once), sent in batches of 10,000 (SEND_BATCH) with up to 10 batches in flight
+// (SEND_IN_FLIGHT): as many messages in flight as the producer's queue holds (100,000), as for the
+// C reference, which keeps its queue full. One warm-up message goes first (librdkafka learns a new
+// topic's metadata on a 1 s timer, which would otherwise dominate); WARMUP=N sends N more the same
+// way before the clock starts. Consumer: a group member reading until COUNT messages arrived
 // (manual commits, none made), in batches of up to 512 (CONSUME_BATCH; 1 reads one message at a
 // time).
 
@@ -104,29 +105,37 @@ if mode == "create" {
     let environment = ProcessInfo.processInfo.environment
     let batchSize = environment["SEND_BATCH"].flatMap(Int.init) ?? 10_000
     let inFlight = environment["SEND_IN_FLIGHT"].flatMap(Int.init) ?? 10
-    // Warm up outside the measurement: the producer id, the topic's metadata, the connections.
+    /// Sends `count` messages in batches with up to `inFlight` of them in flight; returns how many failed.
+    func produceAll(_ count: Int) async -> Int {
+        await withTaskGroup(of: Int.self) { group in
+            var failed = 0
+            var next = 0
+            func addBatch() {
+                let range = next..<min(count, next + batchSize)
+                next = range.upperBound
+                let messages = range.map { KafkaOutgoingMessage(topic: topic, key: keys[$0 % 64], value: value) }
+                group.addTask {
+                    await producer.send(messages).failureCount
+                }
+            }
+            for _ in 0..<inFlight where next < count { addBatch() }
+            for await batchFailures in group {
+                failed += batchFailures
+                if next < count { addBatch() }
+            }
+            return failed
+        }
+    }
+    // Warm up outside the measurement: the producer id, the topic's metadata, the connections;
+    // with WARMUP=N, N messages sent the same way, so that what is timed is a process that has
+    // run (its heaps grown, its threads started), not one that starts.
     _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: keys[0], value: value))
+    let warmup = environment["WARMUP"].flatMap(Int.init) ?? 0
+    if warmup > 0, await produceAll(warmup) > 0 { exit(1) }
     let clock = ContinuousClock()
     let start = clock.now
     let cpuStart = cpuSeconds()
-    let failed = await withTaskGroup(of: Int.self) { group in
-        var failed = 0
-        var next = 0
-        func addBatch() {
-            let range = next..<min(count, next + batchSize)
-            next = range.upperBound
-            let messages = range.map { KafkaOutgoingMessage(topic: topic, key: keys[$0 % 64], value: value) }
-            group.addTask {
-                await producer.send(messages).failureCount
-            }
-        }
-        for _ in 0..<inFlight where next < count { addBatch() }
-        for await batchFailures in group {
-            failed += batchFailures
-            if next < count { addBatch() }
-        }
-        return failed
-    }
+    let failed = await produceAll(count)
     let elapsed = seconds(clock.now - start)
     print(
         String(
