@@ -90,14 +90,7 @@ struct KafkaFaultTests {
         let sending = Task {
             await producer.send((0..<100).map { KafkaOutgoingMessage(topic: topic, key: "k-\($0)", value: "v-\($0)") })
         }
-        try await eventually("the queue to fill") {
-            do {
-                try await producer.flush(timeout: .milliseconds(10))
-                return false
-            } catch {
-                return true
-            }
-        }
+        try await waitUntilStuck(producer)
         let error = try await withDeadline(.seconds(10), "flush to give up") {
             try await #require(throws: KafkaError.self) { try await producer.flush(timeout: .milliseconds(200)) }
         }
@@ -128,14 +121,7 @@ struct KafkaFaultTests {
         let sending = Task {
             await producer.send((0..<30).map { KafkaOutgoingMessage(topic: topic, key: "k-\($0)", value: "v-\($0)") })
         }
-        try await eventually("the queue to fill") {
-            do {
-                try await producer.flush(timeout: .milliseconds(10))
-                return false
-            } catch {
-                return true
-            }
-        }
+        try await waitUntilStuck(producer)
         // Some messages wait in librdkafka's queue and the rest wait to be handed over; the task
         // that flushes is cancelled (as a service's task is on shutdown) before the broker returns.
         let flushing = Task { try await producer.flush(timeout: .seconds(60)) }
@@ -166,15 +152,7 @@ struct KafkaFaultTests {
                             repeating: UInt8(truncatingIfNeeded: index), count: index % 5 == 0 ? 100_000 : 200))
                 })
         }
-        // The messages are in librdkafka's queue once a flush can no longer empty it.
-        try await eventually("the messages to be queued") {
-            do {
-                try await producer.flush(timeout: .milliseconds(10))
-                return false
-            } catch {
-                return true
-            }
-        }
+        try await waitUntilStuck(producer)
         await producer.close(timeout: .zero)
         let reports = try await withDeadline(.seconds(30), "the send to end after close") { await sending.value }
         #expect(reports.count == 50)

@@ -119,3 +119,15 @@ func sendNumbered(_ count: Int, to topic: String, keys: Int = 16, with producer:
         return reports
     }
 }
+
+/// Waits until `producer` holds messages that a flush can no longer deliver (its broker down).
+func waitUntilStuck(_ producer: KafkaProducer) async throws {
+    try await eventually("messages the producer cannot deliver") {
+        do {
+            try await producer.flush(timeout: .milliseconds(10))
+            return false
+        } catch {
+            return true
+        }
+    }
+}
