@@ -233,7 +233,7 @@ public final class KafkaProducer: Sendable {
         }
         if let event = rd_kafka_queue_poll(queue, wait) {
             serve(event)
-            _ = core.handle.serveReady { Self.serve($0, core: core) }
+            core.handle.serveReady { Self.serve($0, core: core) }
         }
     }
 
@@ -299,7 +299,7 @@ public final class KafkaProducer: Sendable {
                 // reports over.
                 queued += 1
                 if queued == 64 {
-                    _ = core.handle.serveReady { Self.serve($0, core: core) }
+                    core.handle.serveReady { Self.serve($0, core: core) }
                     queued = 0
                 }
                 continue

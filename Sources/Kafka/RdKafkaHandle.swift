@@ -86,11 +86,10 @@ final class RdKafkaHandle: @unchecked Sendable {
     }
 
     /// Serves the events waiting in the event queue now, with `handler`, on the calling thread,
-    /// without waiting: for a caller that serves its own events where it made them (a producer's
-    /// delivery reports, freed on the thread that allocated the messages). The caller must keep
-    /// the handle from being destroyed meanwhile.
-    func serveReady(_ handler: (OpaquePointer) -> Void) -> Bool {
-        var served = false
+    /// without waiting: for a turn of the event thread that serves events between other work (a
+    /// producer's delivery reports, between the messages it hands to librdkafka). The caller must
+    /// keep the handle from being destroyed meanwhile.
+    func serveReady(_ handler: (OpaquePointer) -> Void) {
         while let event = rd_kafka_queue_poll(eventQueue, 0) {
             if rd_kafka_event_type(event) == RD_KAFKA_EVENT_LOG {
                 Self.log(event, to: logger)
@@ -98,9 +97,7 @@ final class RdKafkaHandle: @unchecked Sendable {
                 handler(event)
             }
             rd_kafka_event_destroy(event)
-            served = true
         }
-        return served
     }
 
     /// Stops the event thread: runs `lastly` on it, serves events until `until` holds (at most 30 s),
